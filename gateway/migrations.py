@@ -1,0 +1,61 @@
+"""The database schema, as an append-only list of migrations: never edit a released step, add the next one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    sql: str
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "camera state history, gateway runs, discovered media, patrol results",
+        """
+        CREATE TABLE camera_transitions (
+            id INTEGER PRIMARY KEY,
+            camera_id TEXT NOT NULL,
+            at REAL NOT NULL,
+            old_state TEXT NOT NULL,
+            new_state TEXT NOT NULL,
+            reasons TEXT NOT NULL DEFAULT '[]'
+        );
+        CREATE INDEX camera_transitions_by_camera ON camera_transitions (camera_id, at);
+
+        -- One row per process lifetime; the gaps between runs are the gateway's own downtime, shown as
+        -- unknown rather than counted against the cameras.
+        CREATE TABLE gateway_runs (
+            id INTEGER PRIMARY KEY,
+            started_at REAL NOT NULL,
+            alive_at REAL NOT NULL,
+            stopped_at REAL
+        );
+
+        CREATE TABLE camera_media (
+            camera_id TEXT PRIMARY KEY,
+            manufacturer TEXT, model TEXT, firmware TEXT, serial TEXT,
+            auth_method TEXT,
+            profile_token TEXT,
+            stream_uri TEXT,
+            snapshot_uri TEXT,
+            codec TEXT, width INTEGER, height INTEGER,
+            refreshed_at REAL NOT NULL
+        );
+
+        CREATE TABLE patrol_results (
+            id INTEGER PRIMARY KEY,
+            camera_id TEXT NOT NULL,
+            at REAL NOT NULL,
+            verdict TEXT NOT NULL,
+            checks TEXT NOT NULL DEFAULT '[]',
+            thumbnail BLOB
+        );
+        CREATE INDEX patrol_results_by_camera ON patrol_results (camera_id, at);
+        """,
+    ),
+)
