@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gateway.config import GatewayConfig
+from gateway.status import GatewayStatus
 from gateway.storage import open_database
 from gateway.supervisor import Supervisor
 from monitoring import web as faces
@@ -64,5 +65,7 @@ def create_app(config: GatewayConfig) -> web.Application:
     app[STARTED_AT] = time.time()
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_supervisor)
-    faces.add_routes(app)
+    status = GatewayStatus(config, lambda: app[DB])
+    tokens = {str(role): token.get_secret_value() for role, token in config.web.tokens.items()}
+    faces.add_routes(app, status, tokens, config.web.host)
     return app

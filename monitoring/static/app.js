@@ -1,0 +1,156 @@
+// Status page: reads the JSON API every few seconds; Chinese first, English on request.
+"use strict";
+
+const REFRESH_MS = 5000;
+const params = new URLSearchParams(location.search);
+if (params.get("token")) localStorage.setItem("huxiao-token", params.get("token"));
+const token = localStorage.getItem("huxiao-token");
+let lang = localStorage.getItem("huxiao-lang") || "zh";
+
+const WORDS = {
+  online: ["在线", "online"], degraded: ["异常", "degraded"], offline: ["离线", "offline"],
+  unknown: ["未知", "unknown"], maintenance: ["维护中", "maintenance"],
+  total: ["总数", "total"], compliant: ["达标", "compliant"], not_compliant: ["未达标", "not compliant"],
+  target: ["目标", "target"], last_seen: ["最后在线", "last seen"], uptime: ["在线率", "uptime"],
+  no_picture: ["暂无画面", "no picture yet"], buttons_online: ["按钮在线", "buttons online"],
+  link_up: ["连通", "up"], link_down: ["中断", "down"], pending: ["待送", "pending"],
+  delivered: ["已送达", "delivered"], never: ["从未", "never"],
+  panic: ["紧急报警", "panic"], test: ["测试", "test"], cancel: ["取消", "cancel"],
+  // reasons
+  timeout: ["超时", "timeout"], unreachable: ["无法连接", "unreachable"], protocol_error: ["应答异常", "bad answer"],
+  auth_failed: ["密码错误", "wrong password"], clock_skew: ["时钟偏差", "clock skew"],
+  stream_unreachable: ["视频流不通", "stream unreachable"], stream_auth_failed: ["视频流密码错误", "stream password wrong"],
+  onvif_error: ["ONVIF 异常", "ONVIF error"], no_stream_uri: ["无视频流地址", "no stream URI"],
+  "picture:no_signal": ["无信号", "no signal"], "picture:black": ["黑屏", "black picture"],
+  "picture:frozen": ["画面冻结", "frozen picture"], "picture:blurred": ["画面模糊", "blurred"],
+  "picture:covered": ["镜头遮挡", "lens covered"], "picture:color_cast": ["偏色", "colour cast"],
+  "picture:too_dark": ["画面过暗", "too dark"], "picture:too_bright": ["画面过亮", "too bright"],
+};
+
+function t(key) {
+  const w = WORDS[key];
+  return w ? w[lang === "zh" ? 0 : 1] : key;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v; else node.setAttribute(k, v);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function pct(x) { return x === null || x === undefined ? "—" : (x * 100).toFixed(1) + "%"; }
+
+function when(ts) {
+  if (!ts) return t("never");
+  const d = new Date(typeof ts === "number" ? ts * 1000 : ts);
+  return d.toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { hour12: false });
+}
+
+async function api(path) {
+  const headers = token ? { Authorization: "Bearer " + token } : {};
+  const response = await fetch(path, { headers });
+  if (!response.ok) throw new Error(path + ": HTTP " + response.status);
+  return response.json();
+}
+
+function splitReason(text) {
+  // Reasons come as "中文 / English"; show the half for the current language.
+  const parts = String(text).split(" / ");
+  return parts.length === 2 ? parts[lang === "zh" ? 0 : 1] : text;
+}
+
+function renderSummary(s) {
+  document.getElementById("school").textContent = s.school.name;
+  document.getElementById("school-sub").textContent = [s.school.district, s.school.id].filter(Boolean).join(" · ");
+  const rate = document.getElementById("rate");
+  rate.textContent = pct(s.networking_rate);
+  rate.className = "big " + (s.networking_rate !== null && s.networking_rate >= s.target ? "good" : "bad");
+  document.getElementById("rate-target").textContent = t("target") + " " + pct(s.target);
+  const compliant = document.getElementById("compliant");
+  compliant.textContent = s.compliant ? t("compliant") : t("not_compliant");
+  compliant.className = "big " + (s.compliant ? "good" : "bad");
+  const list = document.getElementById("criteria");
+  list.replaceChildren(...s.compliance.filter((c) => !c.ok).map((c) => el("li", { class: "bad" }, splitReason(c.reason))));
+  const counts = document.getElementById("camera-counts");
+  counts.replaceChildren(
+    el("span", {}, t("total") + " " + s.cameras.total),
+    ...["online", "degraded", "offline", "unknown", "maintenance"].map((k) =>
+      el("span", { class: "badge " + k }, t(k) + " " + s.cameras[k])),
+  );
+  document.getElementById("buttons").replaceChildren(
+    el("div", {}, t("buttons_online") + ": " + s.buttons.online + " / " + s.buttons.total));
+  document.getElementById("upstreams").replaceChildren(...s.upstreams.map((u) =>
+    el("div", { class: u.link === "up" ? "good" : "bad" },
+      u.name + " (" + u.kind + "): " + t(u.link === "up" ? "link_up" : "link_down") + ", " + t("pending") + " " + u.pending)));
+}
+
+function renderCameras(cameras) {
+  const grid = document.getElementById("cameras");
+  grid.replaceChildren(...cameras.map((c) => {
+    const thumb = el("div", { class: "thumb" });
+    if (c.snapshot) {
+      const img = el("img", { src: c.snapshot + (c.snapshot.includes("?") ? "&" : "?") + "t=" + Date.now(),
+                              alt: c.name, loading: "lazy" });
+      img.onerror = () => thumb.replaceChildren(t("no_picture"));
+      thumb.append(img);
+    } else {
+      thumb.append(t("no_picture"));
+    }
+    const reasons = (c.reasons || []).map(t).join("、");
+    const up = c.uptime || {};
+    return el("article", { class: "cam " + c.state, "data-camera": c.id },
+      thumb,
+      el("div", { class: "body" },
+        el("div", { class: "name" }, c.name + " ", el("span", { class: "badge " + c.state }, t(c.state))),
+        el("div", { class: "reasons" }, reasons),
+        el("div", {}, t("uptime") + " 24h " + pct(up["24h"]) + " · 7d " + pct(up["7d"]) + " · 30d " + pct(up["30d"])),
+        el("div", { class: "small" }, t("last_seen") + ": " + when(c.last_seen)),
+      ));
+  }));
+}
+
+function renderAlarms(alarms) {
+  const body = document.querySelector("#alarms tbody");
+  body.replaceChildren(...alarms.map((a) => el("tr", {},
+    el("td", {}, when(a.at)), el("td", {}, a.button), el("td", {}, t(a.type)),
+    el("td", {}, (a.deliveries || []).map((d) => d.upstream + ": " + t(d.state)).join("; ")))));
+}
+
+function applyLanguage() {
+  document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+  document.getElementById("lang").textContent = lang === "zh" ? "English" : "中文";
+  for (const node of document.querySelectorAll("[data-zh]")) node.textContent = node.dataset[lang];
+}
+
+let last = null;
+async function refresh() {
+  try {
+    const [summary, cameras, alarms] = await Promise.all([api("/api/summary"), api("/api/cameras"), api("/api/alarms?limit=20")]);
+    last = { summary, cameras, alarms };
+    render();
+    document.getElementById("error").textContent = "";
+  } catch (err) {
+    document.getElementById("error").textContent = String(err);
+  }
+}
+
+function render() {
+  applyLanguage();
+  if (!last) return;
+  renderSummary(last.summary);
+  renderCameras(last.cameras);
+  renderAlarms(last.alarms);
+  document.getElementById("updated").textContent = when(Date.now() / 1000);
+}
+
+document.getElementById("lang").addEventListener("click", () => {
+  lang = lang === "zh" ? "en" : "zh";
+  localStorage.setItem("huxiao-lang", lang);
+  render();
+});
+applyLanguage();
+refresh();
+setInterval(refresh, REFRESH_MS);
