@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -180,3 +182,17 @@ async def test_status_page_and_openapi_are_served(loopback_gateway: tuple[str, F
     assert spec["openapi"].startswith("3.")
     for path in ("/api/summary", "/api/cameras", "/api/alarms", "/api/cameras/{camera_id}/maintenance"):
         assert path in spec["paths"]
+
+
+async def test_grafana_dashboard_only_uses_metrics_the_gateway_exports(
+    loopback_gateway: tuple[str, FixedSource],
+) -> None:
+    base, _ = loopback_gateway
+    async with ClientSession() as http, http.get(base + "/metrics") as response:
+        text = await response.text()
+    exported = {f.name for f in text_string_to_metric_families(text)}
+    dashboard = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "huxiao-gateway.json"
+    exprs = [t["expr"] for p in json.loads(dashboard.read_text(encoding="utf-8"))["panels"] for t in p["targets"]]
+    used = {re.sub(r"_(bucket|sum|count)$", "", name) for e in exprs for name in re.findall(r"huxiao_\w+", e)}
+    assert used
+    assert used <= exported, used - exported
