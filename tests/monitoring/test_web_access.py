@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitoring.metrics import LatencyHistogram
 from monitoring.web import add_routes
 
+DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "huxiao-gateway.json"
 PATROL = "patrol-token-abc"
 ADMIN = "admin-token-xyz"
 
@@ -191,8 +192,7 @@ async def test_grafana_dashboard_only_uses_metrics_the_gateway_exports(
     async with ClientSession() as http, http.get(base + "/metrics") as response:
         text = await response.text()
     exported = {f.name for f in text_string_to_metric_families(text)}
-    dashboard = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "huxiao-gateway.json"
-    exprs = [t["expr"] for p in json.loads(dashboard.read_text(encoding="utf-8"))["panels"] for t in p["targets"]]
+    exprs = [t["expr"] for p in json.loads(DASHBOARD.read_text(encoding="utf-8"))["panels"] for t in p["targets"]]
     used = {re.sub(r"_(bucket|sum|count)$", "", name) for e in exprs for name in re.findall(r"huxiao_\w+", e)}
     assert used
     assert used <= exported, used - exported
