@@ -348,4 +348,3 @@ async def _jpeg(camera_id: str, response: aiohttp.ClientResponse) -> bytes:
     if len(data) > MAX_SNAPSHOT_BYTES or not data.startswith(b"\xff\xd8"):
         raise DeviceProtocolError(camera_id, "snapshot: not a JPEG")
     return data
-

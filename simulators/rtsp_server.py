@@ -1,0 +1,141 @@
+#!/usr/bin/python3
+"""A real RTSP server (GStreamer's gst-rtsp-server) serving test pictures, one mount per camera.
+
+Runs under the system interpreter, which has Debian's python3-gi (the project's virtualenv does not):
+
+    /usr/bin/python3 simulators/rtsp_server.py --port 8554 --streams gate-1=moving,hall=black
+    /usr/bin/python3 simulators/rtsp_server.py --port 8554 --auth-port 8555 --user admin --password secret
+
+Every mount serves 640x360 H.264 at a low frame rate (cheap to encode, quick first key frame). The patterns are
+what a video patrol has to tell apart: a live picture, a black one, a frozen one, a covered lens, a blurred
+picture, a colour cast, too dark, too bright. Standard library and gi only: it must not import the project.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtsp", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+
+CAPS = "video/x-raw,width=640,height=360,framerate=5/1"
+# One key frame a second: a client (and OpenCV) gets its first picture within a second of connecting.
+ENCODE = (
+    "videoconvert ! video/x-raw,format=I420 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=5 "
+    "bitrate=400 ! rtph264pay name=pay0 pt=96 config-interval=1"
+)
+SCENE = "videotestsrc is-live=true pattern=smpte"
+
+PATTERNS = {
+    # A live picture: the test card drifts sideways, so two frames a second apart differ.
+    "moving": f"{SCENE} horizontal-speed=3 ! {CAPS}",
+    "black": f"videotestsrc is-live=true pattern=black ! {CAPS}",
+    # A still picture with plenty of detail that never changes: a hung encoder repeating its last frame.
+    "frozen": f"{SCENE} ! {CAPS}",
+    # A hand or cloth over the lens: almost uniform dark grey, no edges.
+    "covered": f"videotestsrc is-live=true pattern=solid-color foreground-color=0xff2b2b2b ! {CAPS}",
+    # Out of focus or a smeared window: the scene at 1/16 of its size scaled back up.
+    "blurred": (
+        f"{SCENE} horizontal-speed=3 ! video/x-raw,width=640,height=360,framerate=5/1 ! videoscale "
+        "! video/x-raw,width=40,height=22 ! videoscale ! " + CAPS
+    ),
+    # A failing sensor or white balance: the scene under a strong red tint.
+    "color_cast": (
+        "compositor name=mix sink_1::alpha=0.55 ! " + CAPS + " ! {encode} "
+        f"{SCENE} horizontal-speed=3 ! {CAPS} ! mix.sink_0 "
+        f"videotestsrc is-live=true pattern=solid-color foreground-color=0xffd01010 ! {CAPS} ! mix.sink_1"
+    ),
+    "too_dark": f"{SCENE} horizontal-speed=3 ! {CAPS} ! videobalance brightness=-0.55 contrast=0.35",
+    "too_bright": f"{SCENE} horizontal-speed=3 ! {CAPS} ! videobalance brightness=0.6 contrast=0.35",
+}
+
+
+def launch_line(pattern: str) -> str:
+    template = PATTERNS[pattern]
+    if "{encode}" in template:
+        return "( " + template.format(encode=ENCODE) + " )"
+    return f"( {template} ! {ENCODE} )"
+
+
+def make_factory(pattern: str, role: str | None) -> GstRtspServer.RTSPMediaFactory:
+    factory = GstRtspServer.RTSPMediaFactory()
+    factory.set_launch(launch_line(pattern))
+    # Shared: every client of a mount watches the same pipeline, as with a camera's one encoder.
+    factory.set_shared(True)
+    # Health probes DESCRIBE and hang up without TEARDOWN; by default that stops the shared media, and a probe
+    # arriving while it is being torn down gets 503. A camera's encoder does not stop when a viewer leaves.
+    factory.set_stop_on_disconnect(False)
+    if role is not None:
+        permissions = Gst.Structure.new_from_string(
+            f"{role}, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
+        )
+        factory.add_role_from_structure(permissions)
+    return factory
+
+
+def make_server(port: int, streams: dict[str, str], auth: tuple[str, str] | None) -> GstRtspServer.RTSPServer:
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(str(port))
+    # The default listen backlog is 5: a health round opening hundreds of connections at once would see
+    # SYNs dropped and retried seconds later. Real cameras take one client at a time; this server stands in
+    # for hundreds of cameras.
+    server.set_backlog(1024)
+    role = None
+    if auth is not None:
+        role = "viewer"
+        checker = GstRtspServer.RTSPAuth()
+        token = GstRtspServer.RTSPToken()
+        token.set_string("media.factory.role", role)
+        checker.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+        checker.add_digest(auth[0], auth[1], token)
+        server.set_auth(checker)
+    mounts = server.get_mount_points()
+    for name, pattern in streams.items():
+        mounts.add_factory(f"/{name}", make_factory(pattern, role))
+    return server
+
+
+def parse_streams(text: str) -> dict[str, str]:
+    streams = {pattern: pattern for pattern in PATTERNS}
+    for item in filter(None, text.split(",")):
+        name, _, pattern = item.partition("=")
+        pattern = pattern or name
+        if pattern not in PATTERNS:
+            raise SystemExit(f"unknown pattern {pattern!r}; known: {', '.join(PATTERNS)}")
+        streams[name] = pattern
+    return streams
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="test-pattern RTSP server on 127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--streams", default="", help="name=pattern,... (every pattern is also mounted as itself)")
+    parser.add_argument("--auth-port", type=int, default=0, help="a second server with the same mounts, digest auth")
+    parser.add_argument("--user", default="admin")
+    parser.add_argument("--password", default="")
+    args = parser.parse_args()
+    Gst.init(None)
+    streams = parse_streams(args.streams)
+    servers = [make_server(args.port, streams, None)]
+    if args.auth_port:
+        servers.append(make_server(args.auth_port, streams, (args.user, args.password)))
+    for server in servers:
+        if server.attach(None) == 0:
+            print(f"FAILED to listen on 127.0.0.1:{server.get_service()}", flush=True)
+            sys.exit(1)
+    loop = GLib.MainLoop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, loop.quit)
+    print(f"READY {args.port} {args.auth_port} {len(streams)}", flush=True)
+    loop.run()
+
+
+if __name__ == "__main__":
+    main()
