@@ -8,40 +8,49 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator
 
+import aiohttp
 from aiohttp import web
 
+from adapters.mqtt_state import StatePublisher
+from gateway.camera_health import CameraHealth, CameraRuntime
 from gateway.config import GatewayConfig
+from gateway.history import record_transition
 from gateway.status import GatewayStatus
 from gateway.storage import open_database
 from gateway.supervisor import Supervisor
 from monitoring import web as faces
+from monitoring.camera_state import CameraState, Transition
 
 logger = logging.getLogger(__name__)
 
 CONFIG = web.AppKey("config", GatewayConfig)
 DB = web.AppKey("db", sqlite3.Connection)
 SUPERVISOR = web.AppKey("supervisor", Supervisor)
-STARTED_AT = web.AppKey("started_at", float)
+STATUS = web.AppKey("status", GatewayStatus)
+STATE_TOPICS = web.AppKey("state_topics", StatePublisher)
+_RUN_ID = web.AppKey("run_id", int)
 
 # How often the gateway notes that it is alive: the gap after the last note is its own downtime after a crash,
 # shown as unknown in uptime rather than blamed on the cameras.
 ALIVE_EVERY_S = 15.0
+# Uptime is recomputed from the stored history this often; it changes slowly and costs a database read.
+UPTIME_EVERY_S = 60.0
+# Connections to cameras: many cameras, few requests each; one per camera at a time is what firmware expects.
+CAMERA_CONNECTIONS = 512
 
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     conn = await asyncio.to_thread(open_database, config.storage.path)
     now = time.time()
-    run_id = conn.execute("INSERT INTO gateway_runs (started_at, alive_at) VALUES (?, ?)", (now, now)).lastrowid
+    cursor = conn.execute("INSERT INTO gateway_runs (started_at, alive_at) VALUES (?, ?)", (now, now))
     app[DB] = conn
-    app[_RUN_ID] = int(run_id or 0)
+    app[_RUN_ID] = int(cursor.lastrowid or 0)
     logger.info("storage: %s open", config.storage.path)
     yield
-    conn.execute("UPDATE gateway_runs SET alive_at = ?, stopped_at = ? WHERE id = ?", (time.time(),) * 2 + (run_id,))
+    stopped = time.time()
+    conn.execute("UPDATE gateway_runs SET alive_at = ?, stopped_at = ? WHERE id = ?", (stopped, stopped, app[_RUN_ID]))
     conn.close()
-
-
-_RUN_ID = web.AppKey("run_id", int)
 
 
 async def _supervisor(app: web.Application) -> AsyncIterator[None]:
@@ -58,14 +67,78 @@ async def _supervisor(app: web.Application) -> AsyncIterator[None]:
     await supervisor.stop()
 
 
+async def _state_topics(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    publisher = StatePublisher(config.mqtt, config.school.id)
+    app[STATE_TOPICS] = publisher
+    await publisher.start()
+    yield
+    await publisher.stop()
+
+
+def _camera_state_json(runtime: CameraRuntime) -> dict[str, object]:
+    return {
+        "state": runtime.machine.state.value,
+        "reasons": sorted(runtime.machine.reasons),
+        "since": runtime.machine.since,
+        "name": runtime.config.name,
+    }
+
+
+async def _cameras(app: web.Application) -> AsyncIterator[None]:
+    config, db, status = app[CONFIG], app[DB], app[STATUS]
+    publisher = app[STATE_TOPICS]
+
+    def on_transition(runtime: CameraRuntime, transition: Transition) -> None:
+        record_transition(
+            db, runtime.config.id, transition.at, transition.old.value, transition.new.value, transition.reasons
+        )
+        publisher.publish_camera(runtime.config.id, _camera_state_json(runtime))
+
+    connector = aiohttp.TCPConnector(limit=CAMERA_CONNECTIONS, limit_per_host=0, ttl_dns_cache=300)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        health = CameraHealth(config.cameras, config.polling, session, on_transition=on_transition)
+        _mark_restart(db, health)
+        status.health = health
+        for runtime in health.cameras.values():
+            publisher.publish_camera(runtime.config.id, _camera_state_json(runtime))
+
+        async def keep_uptime() -> None:
+            while True:
+                await asyncio.to_thread(status.refresh_uptime)
+                await asyncio.sleep(UPTIME_EVERY_S)
+
+        app[SUPERVISOR].start("cameras", health.run)
+        app[SUPERVISOR].start("uptime", keep_uptime)
+        yield
+
+
+def _mark_restart(db: sqlite3.Connection, health: CameraHealth) -> None:
+    """Each camera starts a run as unknown (or maintenance): say so in the history, so the state it had when the
+    gateway last stopped is not carried over the restart."""
+    now = time.time()
+    last = dict(
+        db.execute(
+            "SELECT camera_id, new_state FROM camera_transitions WHERE id IN "
+            "(SELECT MAX(id) FROM camera_transitions GROUP BY camera_id)"
+        ).fetchall()
+    )
+    for camera_id, runtime in health.cameras.items():
+        state = runtime.machine.state
+        if last.get(camera_id, CameraState.UNKNOWN.value) != state.value:
+            record_transition(db, camera_id, now, last.get(camera_id, "unknown"), state.value, frozenset())
+
+
 def create_app(config: GatewayConfig) -> web.Application:
     """The gateway as an aiohttp application; `web.run_app(create_app(cfg))` runs it."""
     app = web.Application()
     app[CONFIG] = config
-    app[STARTED_AT] = time.time()
+    status = GatewayStatus(config, lambda: app[DB])
+    app[STATUS] = status
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_supervisor)
-    status = GatewayStatus(config, lambda: app[DB])
+    app.cleanup_ctx.append(_state_topics)
+    app.cleanup_ctx.append(_cameras)
     tokens = {str(role): token.get_secret_value() for role, token in config.web.tokens.items()}
     faces.add_routes(app, status, tokens, config.web.host)
     return app
