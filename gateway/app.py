@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
@@ -11,10 +12,15 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from adapters.http_upstream import HttpUpstream
 from adapters.mqtt_state import StatePublisher
+from adapters.upstream import Upstream
+from gateway.alarms import AlarmFaces, AlarmService
 from gateway.camera_health import CameraHealth, CameraRuntime
-from gateway.config import GatewayConfig
+from gateway.config import GatewayConfig, HttpUpstreamConfig
 from gateway.history import record_transition
+from gateway.outbox import Outbox
+from gateway.snapshots import CameraSnapshots
 from gateway.status import GatewayStatus
 from gateway.storage import open_database
 from gateway.supervisor import Supervisor
@@ -28,6 +34,7 @@ DB = web.AppKey("db", sqlite3.Connection)
 SUPERVISOR = web.AppKey("supervisor", Supervisor)
 STATUS = web.AppKey("status", GatewayStatus)
 STATE_TOPICS = web.AppKey("state_topics", StatePublisher)
+ALARMS = web.AppKey("alarms", AlarmService)
 _RUN_ID = web.AppKey("run_id", int)
 
 # How often the gateway notes that it is alive: the gap after the last note is its own downtime after a crash,
@@ -129,6 +136,34 @@ def _mark_restart(db: sqlite3.Connection, health: CameraHealth) -> None:
             record_transition(db, camera_id, now, last.get(camera_id, "unknown"), state.value, frozenset())
 
 
+async def _alarms(app: web.Application) -> AsyncIterator[None]:
+    config, status = app[CONFIG], app[STATUS]
+    supported = [u for u in config.upstreams if isinstance(u, HttpUpstreamConfig)]
+    for upstream in config.upstreams:
+        if not isinstance(upstream, HttpUpstreamConfig):
+            logger.warning(
+                "%s: upstream kind %r is not available in this version; not forwarding to it",
+                upstream.name,
+                upstream.kind,
+            )
+    outbox = await asyncio.to_thread(Outbox, config.storage.path, [u.name for u in supported])
+    async with contextlib.AsyncExitStack() as stack:
+        upstreams: list[Upstream] = []
+        for upstream_config in supported:
+            # One session per upstream for the life of the app: its connection pool and limits are its own.
+            session = await stack.enter_async_context(aiohttp.ClientSession())
+            upstreams.append(HttpUpstream(upstream_config, session))
+        health = status.health
+        service = AlarmService(config, outbox, upstreams, snapshots=CameraSnapshots(health) if health else None)
+        app[ALARMS] = service
+        await service.start()
+        status.alarm_view = AlarmFaces(service)
+        app[SUPERVISOR].start("buttons", service.supervise)
+        yield
+        await service.stop()
+    outbox.close()
+
+
 def create_app(config: GatewayConfig) -> web.Application:
     """The gateway as an aiohttp application; `web.run_app(create_app(cfg))` runs it."""
     app = web.Application()
@@ -139,6 +174,7 @@ def create_app(config: GatewayConfig) -> web.Application:
     app.cleanup_ctx.append(_supervisor)
     app.cleanup_ctx.append(_state_topics)
     app.cleanup_ctx.append(_cameras)
+    app.cleanup_ctx.append(_alarms)
     tokens = {str(role): token.get_secret_value() for role, token in config.web.tokens.items()}
     faces.add_routes(app, status, tokens, config.web.host)
     return app

@@ -97,7 +97,7 @@ class CameraHealth:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._polling = polling
-        self._session = session
+        self.session = session
         self._clock = clock
         self._on_transition = on_transition
         self._limit = asyncio.Semaphore(MAX_CONCURRENT_POLLS)
@@ -122,7 +122,7 @@ class CameraHealth:
         reasons: set[str] = set(runtime.picture_reasons)
         if camera.onvif:
             try:
-                probe = await onvif_client.probe(self._session, camera.id, camera.onvif, timeout)
+                probe = await onvif_client.probe(self.session, camera.id, camera.onvif, timeout)
             except DeviceError as exc:
                 runtime.last_error = str(exc)
                 runtime.media = None  # re-read profiles after the camera comes back (it may have rebooted)
@@ -156,7 +156,7 @@ class CameraHealth:
         skew = runtime.clock_skew_s or 0.0
         try:
             auth = await onvif_client.check_auth(
-                self._session,
+                self.session,
                 camera.id,
                 camera.onvif or "",
                 camera.username,
@@ -178,7 +178,7 @@ class CameraHealth:
         if runtime.media is None or stale:
             try:
                 runtime.media = await onvif_client.discover_media(
-                    self._session,
+                    self.session,
                     camera.id,
                     camera.onvif or "",
                     camera.username,

@@ -180,10 +180,15 @@ class ButtonConfig(_Model):
     heartbeat_timeout: Duration = Field(90.0, description="Silence before the button is reported offline")
 
 
-class HttpUpstreamConfig(_Model):
+class _UpstreamBase(_Model):
     name: Identifier
+    role: Literal["police", "education", "other"] = Field("police", description="Who receives it")
+    retry_first: Duration = Field(0.5, description="First retry delay; doubles after each failure")
+    retry_max: Duration = Field(60.0, description="Longest retry delay")
+
+
+class HttpUpstreamConfig(_UpstreamBase):
     kind: Literal["http"]
-    role: Literal["police", "education", "other"] = "police"
     url: str
     secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for X-Huxiao-Signature")
     timeout: Duration = 5.0
@@ -191,10 +196,8 @@ class HttpUpstreamConfig(_Model):
     _url = field_validator("url")(lambda v: _check_url(v, ("http", "https")))
 
 
-class Gb28181UpstreamConfig(_Model):
-    name: Identifier
+class Gb28181UpstreamConfig(_UpstreamBase):
     kind: Literal["gb28181"]
-    role: Literal["police", "education", "other"] = "police"
     server: str = Field(pattern=r"^sip:\d{20}@[^:\s]+(:\d+)?$", description="sip:<server id>@host:port")
     device_id: str = Field(pattern=r"^\d{20}$")
     password: SecretStr | None = None
@@ -203,10 +206,8 @@ class Gb28181UpstreamConfig(_Model):
     keepalive: Duration = 60.0
 
 
-class MqttUpstreamConfig(_Model):
-    name: Identifier
+class MqttUpstreamConfig(_UpstreamBase):
     kind: Literal["mqtt"]
-    role: Literal["police", "education", "other"] = "police"
     url: str
     username: str | None = None
     password: SecretStr | None = None

@@ -58,4 +58,34 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX patrol_results_by_camera ON patrol_results (camera_id, at);
         """,
     ),
+    Migration(
+        2,
+        "alarm outbox: events (same CloudEvents id on every retry) and their delivery per upstream",
+        """
+        CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            type TEXT NOT NULL,
+            button_id TEXT,
+            button_event_id TEXT,
+            created_at REAL NOT NULL,
+            body TEXT NOT NULL
+        );
+        -- A button's event id is unique per button and type: the same press delivered twice is one alarm.
+        CREATE UNIQUE INDEX events_by_button_event ON events (button_id, type, button_event_id);
+        CREATE INDEX events_by_type ON events (type, button_id, created_at);
+
+        CREATE TABLE deliveries (
+            upstream TEXT NOT NULL,
+            event_seq INTEGER NOT NULL REFERENCES events (seq),
+            state TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL DEFAULT 0,
+            delivered_at REAL,
+            last_error TEXT,
+            PRIMARY KEY (upstream, event_seq)
+        );
+        CREATE INDEX deliveries_pending ON deliveries (upstream, state, event_seq);
+        """,
+    ),
 )

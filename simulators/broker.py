@@ -58,6 +58,9 @@ class MosquittoBroker:
             "persistence true\n"
             f"persistence_location {self.workdir}/\n"
             "max_queued_messages 100000\n"
+            # QoS 1 messages in flight to one client: a gateway acknowledging after its disk commit needs a wide
+            # window to take a burst (mosquitto's default is 20).
+            "max_inflight_messages 1000\n"
             "log_dest stderr\n"
             "log_type error\n"
             "log_type warning\n",

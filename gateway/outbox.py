@@ -1,0 +1,183 @@
+"""The durable outbox: every event to send upstream, and its delivery state per upstream.
+
+An event is committed (WAL, fsync) before the button's message is acknowledged, so once a button has sent an
+alarm it survives a crash of the gateway. Each event keeps one id and one body for every retry, so a platform
+sees duplicates only as repeats of the same id.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import StorageError
+from gateway.events import EVENT_TYPES, AlarmType, OutboxEvent
+from gateway.storage import connect, migrate
+
+ALARM_TYPES = tuple(EVENT_TYPES.values())
+
+
+class Outbox:
+    """Thread-safe: presses are stored from the MQTT thread, deliveries are marked from the event loop."""
+
+    def __init__(self, path: Path | str, upstreams: list[str], *, clock: Callable[[], float] = time.time) -> None:
+        self.upstreams = list(upstreams)
+        self._clock = clock
+        # Two connections: the writer commits alarms with fsync (FULL); delivery bookkeeping needs no fsync of its
+        # own (a delivery forgotten in a power cut is sent again, with the same id).
+        self._writer = connect(path, synchronous="FULL")
+        migrate(self._writer)
+        self._books = connect(path, synchronous="NORMAL")
+        self._write_lock = threading.Lock()
+        self._books_lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._write_lock, self._books_lock:
+            self._writer.close()
+            self._books.close()
+
+    def store(
+        self,
+        event_id: str,
+        event_type: str,
+        button_id: str | None,
+        button_event_id: str | None,
+        body_of: Callable[[int], bytes],
+    ) -> OutboxEvent | None:
+        """Commit one event for every upstream; None if the button already sent this event (a duplicate).
+
+        `body_of(seq)` builds the body once the sequence number is known. Raises StorageError (disk full, I/O
+        error): the caller must then not acknowledge the message, so the broker keeps it.
+        """
+        now = self._clock()
+        with self._write_lock:
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    cursor = conn.execute(
+                        "INSERT INTO events (id, type, button_id, button_event_id, created_at, body) "
+                        "VALUES (?, ?, ?, ?, ?, '')",
+                        (event_id, event_type, button_id, button_event_id, now),
+                    )
+                except sqlite3.IntegrityError:
+                    conn.execute("ROLLBACK")
+                    return None
+                seq = int(cursor.lastrowid or 0)
+                body = body_of(seq)
+                conn.execute("UPDATE events SET body = ? WHERE seq = ?", (body.decode(), seq))
+                conn.executemany(
+                    "INSERT INTO deliveries (upstream, event_seq) VALUES (?, ?)", [(u, seq) for u in self.upstreams]
+                )
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise StorageError(f"cannot store event {event_id}: {exc}") from exc
+        return OutboxEvent(seq, event_id, event_type, button_id, button_event_id, body, now)
+
+    def replace_body(self, seq: int, body: bytes) -> None:
+        """Swap in the body with pictures before the first attempt (retries then carry the same one)."""
+        with self._write_lock:
+            self._writer.execute("UPDATE events SET body = ? WHERE seq = ?", (body.decode(), seq))
+
+    def pending(self, upstream: str) -> list[tuple[OutboxEvent, int]]:
+        """Events not yet delivered to `upstream`, oldest first, with the attempts made so far."""
+        with self._books_lock:
+            rows = self._books.execute(
+                "SELECT e.seq, e.id, e.type, e.button_id, e.button_event_id, e.body, d.attempts, e.created_at "
+                "FROM deliveries d JOIN events e ON e.seq = d.event_seq "
+                "WHERE d.upstream = ? AND d.state = 'pending' ORDER BY e.seq",
+                (upstream,),
+            ).fetchall()
+        return [(OutboxEvent(r[0], r[1], r[2], r[3], r[4], r[5].encode(), float(r[7])), int(r[6])) for r in rows]
+
+    def mark_delivered(self, upstream: str, seq: int, attempts: int) -> None:
+        with self._books_lock:
+            self._books.execute(
+                "UPDATE deliveries SET state = 'delivered', attempts = ?, delivered_at = ?, last_error = NULL "
+                "WHERE upstream = ? AND event_seq = ?",
+                (attempts, self._clock(), upstream, seq),
+            )
+
+    def mark_failed(self, upstream: str, seq: int, attempts: int, next_attempt_at: float, error: str) -> None:
+        with self._books_lock:
+            self._books.execute(
+                "UPDATE deliveries SET attempts = ?, next_attempt_at = ?, last_error = ? "
+                "WHERE upstream = ? AND event_seq = ?",
+                (attempts, next_attempt_at, error[:500], upstream, seq),
+            )
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Pending and delivered events per upstream (`huxiao outbox`)."""
+        out = {u: {"pending": 0, "delivered": 0} for u in self.upstreams}
+        with self._books_lock:
+            for upstream, state, count in self._books.execute(
+                "SELECT upstream, state, COUNT(*) FROM deliveries GROUP BY upstream, state"
+            ):
+                out.setdefault(upstream, {"pending": 0, "delivered": 0})[state] = int(count)
+        return out
+
+    def recent_alarms(self, limit: int) -> list[dict[str, Any]]:
+        """The newest alarms with their delivery per upstream, as `GET /api/alarms` shows them."""
+        marks = ",".join("?" for _ in ALARM_TYPES)
+        with self._books_lock:
+            events = self._books.execute(
+                f"SELECT seq, id, button_id, type, created_at, button_event_id FROM events "
+                f"WHERE type IN ({marks}) ORDER BY seq DESC LIMIT ?",
+                (*ALARM_TYPES, limit),
+            ).fetchall()
+            seqs = [e[0] for e in events]
+            deliveries: dict[int, list[dict[str, Any]]] = {s: [] for s in seqs}
+            if seqs:
+                for seq, upstream, state, attempts, delivered_at in self._books.execute(
+                    f"SELECT event_seq, upstream, state, attempts, delivered_at FROM deliveries "
+                    f"WHERE event_seq IN ({','.join('?' for _ in seqs)}) ORDER BY upstream",
+                    seqs,
+                ):
+                    deliveries[seq].append(
+                        {
+                            "upstream": upstream,
+                            "state": state,
+                            "attempts": attempts,
+                            "delivered_at": _iso(delivered_at) if delivered_at else None,
+                        }
+                    )
+        return [
+            {
+                "id": event_id,
+                "button": button_id,
+                "type": event_type.rsplit(".", 1)[-1],
+                "at": _iso(created_at),
+                "button_event_id": button_event_id,
+                "deliveries": deliveries[seq],
+            }
+            for seq, event_id, button_id, event_type, created_at, button_event_id in events
+        ]
+
+    def last_test_at(self) -> dict[str, float]:
+        """When each button last sent a test alarm (for the 90-day test criterion)."""
+        with self._books_lock:
+            rows = self._books.execute(
+                "SELECT button_id, MAX(created_at) FROM events WHERE type = ? GROUP BY button_id",
+                (EVENT_TYPES[AlarmType.TEST],),
+            ).fetchall()
+        return {str(b): float(t) for b, t in rows}
+
+    def seen_digest(self, button_id: str, digest: str, since: float) -> bool:
+        """Whether a message with this payload digest was stored for the button since `since` (DUP redelivery)."""
+        with self._books_lock:
+            row = self._books.execute(
+                "SELECT 1 FROM events WHERE button_id = ? AND button_event_id LIKE ? AND created_at >= ? LIMIT 1",
+                (button_id, f"%-{digest}", since),
+            ).fetchone()
+        return row is not None
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

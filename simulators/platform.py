@@ -1,0 +1,112 @@
+"""A police platform that takes `http` alarms: checks signatures and their ±300 s window, dedupes by id,
+records when each event arrived, and can be told to fail (answer 503) for a while. The seed of `huxiao center`.
+
+    python -m simulators.platform --port 9000 --secret s3cret
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from adapters.signing import HEADER, verify
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Received:
+    id: str
+    type: str
+    data: dict[str, Any]
+    at: float  # time.time() when it arrived
+    body: bytes
+
+
+@dataclass
+class PlatformReceiver:
+    """Records what arrives; `fail_with` set to a status makes it refuse everything with that status."""
+
+    secret: str | None = None
+    fail_with: int | None = None
+    events: list[Received] = field(default_factory=list)
+    duplicates: int = 0
+    refused: int = 0
+    arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app.router.add_post("/alarms", self._take)
+        app.router.add_get("/alarms", self._list)
+        return app
+
+    def ids(self) -> list[str]:
+        return [e.id for e in self.events]
+
+    def by_button_event(self) -> dict[str, Received]:
+        return {str(e.data.get("button_event_id")): e for e in self.events if "button_event_id" in e.data}
+
+    async def wait_for(self, count: int, timeout: float = 30.0, kind: str | None = None) -> None:
+        """Until `count` distinct events (of type `kind`, if given) have arrived."""
+        async with asyncio.timeout(timeout), self.arrived:
+            await self.arrived.wait_for(lambda: sum(1 for e in self.events if kind in (None, e.type)) >= count)
+
+    async def _take(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        now = time.time()
+        if self.fail_with is not None:
+            return web.Response(status=self.fail_with, text="platform unavailable")
+        if self.secret is not None:
+            problem = verify(self.secret, body, request.headers.get(HEADER, ""), now)
+            if problem is not None:
+                self.refused += 1
+                return web.json_response({"error": problem}, status=401)
+        try:
+            event = json.loads(body)
+            event_id, event_type, data = str(event["id"]), str(event["type"]), dict(event["data"])
+        except (ValueError, KeyError, TypeError):
+            return web.json_response({"error": "not a CloudEvent"}, status=400)
+        if any(e.id == event_id for e in self.events[-5000:]):
+            self.duplicates += 1
+            return web.json_response({"id": event_id, "status": "already received"}, status=409)
+        self.events.append(Received(event_id, event_type, data, now, body))
+        async with self.arrived:
+            self.arrived.notify_all()
+        return web.json_response({"id": event_id, "status": "received"})
+
+    async def _list(self, request: web.Request) -> web.Response:
+        rows = [{"id": e.id, "type": e.type, "at": e.at, "button": e.data.get("button")} for e in self.events[-200:]]
+        return web.json_response(rows)
+
+
+async def _serve(port: int, secret: str | None) -> None:
+    receiver = PlatformReceiver(secret=secret)
+    runner = web.AppRunner(receiver.app(), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    print(f"READY platform on http://127.0.0.1:{port}/alarms", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="a police platform receiving huxiao alarms, on 127.0.0.1")
+    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--secret", default=None)
+    args = parser.parse_args()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(args.port, args.secret))
+
+
+if __name__ == "__main__":
+    main()
