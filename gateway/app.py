@@ -24,6 +24,7 @@ from gateway.snapshots import CameraSnapshots
 from gateway.status import GatewayStatus
 from gateway.storage import open_database
 from gateway.supervisor import Supervisor
+from gateway.thumbnails import Thumbnails
 from monitoring import web as faces
 from monitoring.camera_state import CameraState, Transition
 
@@ -117,6 +118,7 @@ async def _cameras(app: web.Application) -> AsyncIterator[None]:
 
         app[SUPERVISOR].start("cameras", health.run)
         app[SUPERVISOR].start("uptime", keep_uptime)
+        app[SUPERVISOR].start("thumbnails", Thumbnails(health, status.pictures, config.patrol.interval).run)
         yield
 
 

@@ -54,6 +54,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+
+    setup_logging(args.log_level)
+    return run_demo(workdir=args.workdir, web_port=args.port)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="huxiao",
@@ -71,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("check-config", cmd_check_config, "validate a config file (exit 2 with file:line: message)").add_argument(
         "-c", "--config", type=Path, required=True
     )
+    demo = add("demo", cmd_demo, "run a simulated school and the gateway on localhost")
+    demo.add_argument("--workdir", type=Path, default=Path("var/demo"), help="where the demo keeps its files")
+    demo.add_argument("--port", type=int, default=8080, help="status page port (0: any free port)")
     return parser
 
 

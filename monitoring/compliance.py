@@ -8,6 +8,21 @@ from dataclasses import dataclass
 # Buttons must have been tested in the last 90 days: some police require a quarterly active test of every button
 # (STANDARDS.md, DB15/T 3968-2025 summary); a monthly test is the school's own routine.
 BUTTON_TEST_MAX_AGE_S = 90 * 86400.0
+# Names of the usual key areas (GB/T 29315-2022 lists 16) for the Chinese half of a reason.
+AREA_NAMES = {
+    "entrance": "校门",
+    "gatehouse": "门卫室",
+    "perimeter": "周界",
+    "playground": "操场",
+    "corridor": "走廊",
+    "stairs": "楼梯",
+    "canteen": "食堂",
+    "dormitory": "宿舍",
+    "library": "图书馆",
+    "parking": "停车场",
+    "classroom": "教室",
+    "office": "行政楼",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +95,7 @@ def judge(facts: SchoolFacts) -> list[Criterion]:
     if not areas:
         out.append(Criterion("key_areas", False, "未标注重点区域 / no key area is configured (camera `area:`)"))
     elif uncovered:
-        names = "、".join(uncovered)
+        names = "、".join(AREA_NAMES.get(a, a) for a in uncovered)
         out.append(
             Criterion(
                 "key_areas",

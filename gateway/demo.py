@@ -1,0 +1,229 @@
+"""`huxiao demo`: a simulated school on localhost — cameras, streams, buttons, a broker, two platforms — and the
+gateway watching it, with embedded defaults (SQLite, a local Mosquitto). Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from gateway.app import create_app
+from gateway.config import parse_config
+from gateway.errors import GatewayError
+from simulators.broker import MosquittoBroker, find_mosquitto
+from simulators.buttons import SimulatedButton
+from simulators.onvif_camera import CameraFarm
+from simulators.platform import PlatformReceiver
+from simulators.rtsp import RtspServer, check_gstreamer
+
+logger = logging.getLogger(__name__)
+
+SCHOOL_ID = "51040200001"
+DEMO_SECRET = "demo-only-secret"
+# Twelve cameras of a primary school: (id, name, key area, stream pattern). Two of them are faulty on purpose.
+CAMERAS = [
+    ("gate-1", "南门校门口", "entrance", "moving"),
+    ("gate-2", "北门校门口", "entrance", "moving"),
+    ("guard", "门卫室", "gatehouse", "moving"),
+    ("playground", "操场", "playground", "moving"),
+    ("corridor-1", "一楼走廊", "corridor", "moving"),
+    ("corridor-2", "二楼走廊", "corridor", "too_dark"),
+    ("canteen", "食堂", "canteen", "moving"),
+    ("dorm", "宿舍楼", "dormitory", "moving"),
+    ("library", "图书馆", "library", "moving"),
+    ("parking", "停车场", "parking", "moving"),
+    ("fence-east", "东侧围墙", "perimeter", "moving"),  # faulty: switched off
+    ("fence-west", "西侧围墙", "perimeter", "moving"),  # faulty: someone changed its password
+]
+BUTTONS = [
+    ("guard-room", "门卫室一键报警", "南门门卫室", ["gate-1", "guard"]),
+    ("office", "行政楼一键报警", "行政楼一楼", ["corridor-1"]),
+    ("kindergarten", "幼儿园一键报警", "幼儿园大厅", ["playground"]),
+]
+BUTTON_HEARTBEAT_S = 20.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def demo_config(
+    workdir: Path, farm: CameraFarm, broker_url: str, rtsp_port: int | None, platforms: dict[str, str], web_port: int
+) -> dict[str, Any]:
+    """The demo school's config, with every section of the file format filled in."""
+    cameras = []
+    for (cid, name, area, _pattern), sim in zip(CAMERAS, farm.cameras, strict=True):
+        camera: dict[str, Any] = {
+            "id": cid,
+            "name": name,
+            "area": area,
+            "onvif": sim.url,
+            "username": "admin",
+            "password": "${CAM_PASSWORD:-admin123}",
+        }
+        if rtsp_port is None:
+            camera["snapshot"] = f"{sim.base}/onvif/snapshot.jpg"
+        cameras.append(camera)
+    return {
+        "school": {
+            "id": SCHOOL_ID,
+            "name": "攀枝花市第一小学（演示）",
+            "district": "东区",
+            "students": 1200,
+            "guards": 3,
+        },
+        "storage": {"path": str(workdir / "huxiao.db")},
+        "targets": {"networking_rate": 0.80},
+        "mqtt": {"url": broker_url, "topic_prefix": "huxiao", "keepalive": "30s"},
+        "polling": {"interval": "10s", "timeout": "3s", "offline_after": 3, "refresh_media": "6h"},
+        "patrol": {"interval": "10m", "busy_interval": "2m", "workers": 4, "open_timeout": "5s", "read_timeout": "5s"},
+        "cameras": cameras,
+        "buttons": [
+            {
+                "id": bid,
+                "name": name,
+                "location": place,
+                "profile": "huxiao",
+                "cameras": cams,
+                "heartbeat_timeout": "90s",
+            }
+            for bid, name, place, cams in BUTTONS
+        ],
+        "upstreams": [
+            {
+                "name": "police",
+                "kind": "http",
+                "role": "police",
+                "url": platforms["police"],
+                "secret": "${POLICE_SECRET:-" + DEMO_SECRET + "}",
+            },
+            {
+                "name": "education",
+                "kind": "http",
+                "role": "education",
+                "url": platforms["education"],
+                "secret": "${EDU_SECRET:-" + DEMO_SECRET + "}",
+            },
+        ],
+        "web": {"listen": f"127.0.0.1:{web_port}"},
+    }
+
+
+async def _demo(workdir: Path, web_port: int, ready: asyncio.Event | None) -> None:
+    await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
+    async with contextlib.AsyncExitStack() as stack:
+        broker_url = "mqtt://127.0.0.1:1883"
+        broker: MosquittoBroker | None = None
+        if find_mosquitto() is None:
+            print(
+                "! mosquitto is not installed: buttons are left out of the demo."
+                " Install it with: sudo apt-get install mosquitto (./dev demo does it when run as root)"
+            )
+        else:
+            broker = MosquittoBroker(workdir / "broker")
+            await asyncio.to_thread(broker.start)
+            stack.callback(broker.stop)
+            broker_url = broker.url
+
+        rtsp: RtspServer | None = None
+        problem = check_gstreamer()
+        if problem:
+            print(f"! {problem}: cameras are simulated without video streams")
+        else:
+            rtsp = RtspServer({cid: pattern for cid, _n, _a, pattern in CAMERAS}, log=workdir / "rtsp.log")
+            await asyncio.to_thread(rtsp.start)
+            stack.callback(rtsp.stop)
+
+        rtsp_base = f"rtsp://127.0.0.1:{rtsp.port}" if rtsp else None
+        farm = await stack.enter_async_context(CameraFarm(0, rtsp_base=rtsp_base))
+        for cid, *_ in CAMERAS:
+            await farm.add_camera(cid)
+        await farm.set_down(farm.camera("fence-east"), True)
+        farm.camera("fence-west").password = "changed-by-someone"
+
+        platforms: dict[str, str] = {}
+        receivers: dict[str, PlatformReceiver] = {}
+        for name in ("police", "education"):
+            receiver = PlatformReceiver(secret=DEMO_SECRET)
+            runner = web.AppRunner(receiver.app(), access_log=None)
+            await runner.setup()
+            port = _free_port()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            stack.push_async_callback(runner.cleanup)
+            platforms[name], receivers[name] = f"http://127.0.0.1:{port}/alarms", receiver
+
+        document = demo_config(
+            workdir, farm, broker_url, rtsp.port if rtsp else None, platforms, web_port or _free_port()
+        )
+        config_path = workdir / "school.yaml"
+        config_path.write_text(
+            "# Written by `huxiao demo`: the simulated school's configuration.\n"
+            + yaml.safe_dump(document, allow_unicode=True, sort_keys=False),
+            encoding="utf-8",
+        )
+        config = parse_config(config_path.read_text(encoding="utf-8"), str(config_path))
+
+        gateway = web.AppRunner(create_app(config), access_log=None)
+        await gateway.setup()
+        stack.push_async_callback(gateway.cleanup)
+        await web.TCPSite(gateway, config.web.host, config.web.port).start()
+
+        buttons: list[SimulatedButton] = []
+        if broker is not None:
+            for bid, *_ in BUTTONS:
+                button = SimulatedButton(bid, broker.port, school_id=SCHOOL_ID)
+                await asyncio.to_thread(button.connect)
+                stack.callback(button.disconnect)
+                buttons.append(button)
+            buttons[0].press("test")  # the monthly test, so the page has an alarm to show
+
+        base = f"http://{config.web.listen}"
+        print(
+            f"""
+护校网关演示 huxiao-gateway demo — {config.school.name}
+  状态页 status page      {base}/
+  API                     {base}/api/summary   {base}/api/cameras   {base}/api/alarms
+  Prometheus              {base}/metrics
+  公安平台 police platform {platforms["police"]}  (GET lists what arrived)
+  配置 config              {config_path}
+  {len(CAMERAS)} cameras (fence-east is switched off, fence-west has a changed password), {len(buttons)} buttons.
+  Press Ctrl-C to stop.
+""",
+            flush=True,
+        )
+        if ready is not None:
+            ready.set()
+        while True:
+            await asyncio.sleep(BUTTON_HEARTBEAT_S)
+            for button in buttons:
+                button.heartbeat()
+
+
+def run_demo(workdir: Path, web_port: int) -> int:
+    """Run until Ctrl-C or SIGTERM; everything the demo started is stopped on the way out."""
+
+    async def main() -> None:
+        task = asyncio.ensure_future(_demo(workdir, web_port, None))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    try:
+        asyncio.run(main())
+    except GatewayError as exc:
+        print(f"huxiao demo: {exc}")
+        return 1
+    print("demo stopped")
+    return 0
