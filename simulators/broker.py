@@ -6,6 +6,7 @@ school's broker does across a power cycle.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -52,20 +53,25 @@ class MosquittoBroker:
     def start(self, timeout: float = 10.0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self.workdir / "mosquitto.conf"
-        conf.write_text(
-            f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
-            "persistence true\n"
-            f"persistence_location {self.workdir}/\n"
-            "max_queued_messages 100000\n"
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true",
+            "persistence true",
+            f"persistence_location {self.workdir}/",
+            "max_queued_messages 100000",
             # QoS 1 messages in flight to one client: a gateway acknowledging after its disk commit needs a wide
             # window to take a burst (mosquitto's default is 20).
-            "max_inflight_messages 1000\n"
-            "log_dest stderr\n"
-            "log_type error\n"
-            "log_type warning\n",
-            encoding="utf-8",
-        )
+            "max_inflight_messages 1000",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+        ]
+        if os.geteuid() == 0:
+            # Run as root, mosquitto switches to the `mosquitto` user, which may not write our (root-owned)
+            # persistence folder: then it silently keeps nothing across a restart. This broker is a test and
+            # demo stand-in on loopback, so it keeps the user that started it.
+            lines.append("user root")
+        conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
         log = (self.workdir / "mosquitto.log").open("ab")
         self._proc = subprocess.Popen([self._binary, "-c", str(conf)], stdout=log, stderr=log)
         log.close()
