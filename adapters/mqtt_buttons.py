@@ -3,7 +3,7 @@
 paho-mqtt's manual acknowledgement lets the PUBACK wait until the alarm is committed to disk: a gateway killed
 between receiving and storing leaves the message with the broker, which sends it again when we come back (the
 session is persistent, so the broker also queues what arrives while we are away). paho's network loop runs in
-its own thread; the handler runs there too, so the disk commit never blocks the event loop.
+its own thread and a commit thread stores what arrives in batches, so the disk commit never blocks the event loop.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import queue
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +20,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from adapters.button_profiles import Route
+from adapters.mqtt_socket import no_delay
 from gateway.config import MqttConfig
 
 logger = logging.getLogger(__name__)
@@ -28,8 +31,13 @@ RECONNECT_MAX_S = 30
 # Our own QoS 1 publishes (acks to buttons) in flight at once: in a burst every press gets its ack promptly.
 MAX_INFLIGHT_OUT = 1000
 
-# Called in paho's thread for each message on a button route; returns whether to acknowledge it.
-Handler = Callable[[Route, mqtt.MQTTMessage], bool]
+# Messages handed to the handler at once: one disk commit (fsync) covers the whole batch, so a burst of presses
+# costs a flush per batch, not per press, while a lone press is still committed on its own at once.
+MAX_BATCH = 500
+
+# Called in the commit thread with messages on button routes, in arrival order; returns, for each, whether to
+# acknowledge it (False: not stored, leave it with the broker).
+Handler = Callable[[list[tuple[Route, mqtt.MQTTMessage]]], list[bool]]
 
 
 class ButtonListener:
@@ -52,10 +60,13 @@ class ButtonListener:
         self._client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         self._client.max_inflight_messages_set(MAX_INFLIGHT_OUT)
         self._client.on_connect = self._on_connect
+        self._client.on_socket_open = no_delay
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self.connected = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._inbox: queue.SimpleQueue[tuple[Route, mqtt.MQTTMessage] | None] = queue.SimpleQueue()
+        self._committer = threading.Thread(target=self._commit_loop, name="button-commits", daemon=True)
 
     def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
@@ -81,18 +92,40 @@ class ButtonListener:
 
     def _on_message(self, client: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         route = self._routes.get(message.topic)
-        acknowledge = True
-        if route is not None:
+        if route is None:
+            if message.qos > 0:
+                client.ack(message.mid, message.qos)
+            return
+        self._inbox.put((route, message))
+
+    def _commit_loop(self) -> None:
+        """The commit thread: take what has arrived, let the handler store it, acknowledge what was stored."""
+        while True:
+            first = self._inbox.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    item = self._inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._inbox.put(None)
+                    break
+                batch.append(item)
             try:
-                acknowledge = self._handler(route, message)
-            except Exception:  # the network thread must survive any handler bug; the message stays unacked
-                logger.exception("buttons: handling a message on %s failed", message.topic)
-                acknowledge = False
-        if acknowledge and message.qos > 0:
-            client.ack(message.mid, message.qos)
+                verdicts = self._handler(batch)
+            except Exception:  # the thread must survive any handler bug; the messages stay unacknowledged
+                logger.exception("buttons: handling %d messages failed", len(batch))
+                verdicts = [False] * len(batch)
+            for (_route, message), acknowledge in zip(batch, verdicts, strict=True):
+                if acknowledge and message.qos > 0:
+                    self._client.ack(message.mid, message.qos)
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._committer.start()
         self._client.connect_async(self._config.host, self._config.port, keepalive=int(self._config.keepalive))
         self._client.loop_start()
 
@@ -104,3 +137,6 @@ class ButtonListener:
     async def stop(self) -> None:
         self._client.disconnect()
         await asyncio.to_thread(self._client.loop_stop)
+        self._inbox.put(None)
+        if self._committer.is_alive():
+            await asyncio.to_thread(self._committer.join, 5.0)

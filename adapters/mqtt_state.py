@@ -14,6 +14,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from adapters.mqtt_socket import no_delay
 from gateway.config import MqttConfig
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class StatePublisher:
         self._client.will_set(self.gateway_topic, "offline", qos=1, retain=True)
         self._client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         self._client.on_connect = self._on_connect
+        self._client.on_socket_open = no_delay
         self.connected = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
 

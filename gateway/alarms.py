@@ -39,7 +39,7 @@ from gateway.events import (
     school_json,
 )
 from gateway.forwarder import Backoff, Forwarder
-from gateway.outbox import Outbox
+from gateway.outbox import NewEvent, Outbox
 from monitoring.compliance import ButtonReading
 
 logger = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ class AlarmService:
             Forwarder(u, outbox, backoff=retry.get(u.name, Backoff()), on_delivered=self._delivered) for u in upstreams
         ]
         routes = profiles.routes(config.mqtt.topic_prefix, config.school.id, config.buttons)
-        self.listener = ButtonListener(config.mqtt, config.school.id, routes, self._on_message)
+        self.listener = ButtonListener(config.mqtt, config.school.id, routes, self._on_batch)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.bad_payloads = 0
@@ -131,51 +131,69 @@ class AlarmService:
 
     # -- the MQTT thread ------------------------------------------------------------------------------------
 
-    def _on_message(self, route: Route, message: mqtt.MQTTMessage) -> bool:
-        """Runs in paho's thread. True: acknowledge to the broker; False: keep it there (not stored)."""
+    def _on_batch(self, batch: list[tuple[Route, mqtt.MQTTMessage]]) -> list[bool]:
+        """Runs in the commit thread: store every press of the batch in one transaction, then say which messages
+        to acknowledge (all, unless storing failed: those stay with the broker)."""
+        verdicts = [True] * len(batch)
+        presses: list[tuple[int, ButtonConfig, ButtonPress, NewEvent]] = []
+        for index, (route, message) in enumerate(batch):
+            press = self._interpret(route, message)
+            if press is not None:
+                button = self.buttons[route.button_id].config
+                presses.append((index, button, press, self._new_event(button, press)))
+        if not presses:
+            return verdicts
+        try:
+            stored = self.outbox.store_many([new for *_, new in presses])
+        except StorageError:
+            logger.exception("%d alarms could not be stored; the broker keeps them", len(presses))
+            for index, *_ in presses:
+                verdicts[index] = False
+            return verdicts
+        for (_index, button, press, _new), event in zip(presses, stored, strict=True):
+            if event is None:
+                logger.info("%s: alarm %s again (duplicate), dropped", button.id, press.event_id)
+                continue
+            self.listener.publish_ack(button.id, press.event_id, "received")
+            self._call(self._stored, button, press, event)
+        return verdicts
+
+    def _interpret(self, route: Route, message: mqtt.MQTTMessage) -> ButtonPress | None:
+        """What one message means; presses are returned for storing, the rest handled on the event loop."""
         received = datetime.now(UTC)
         payload = bytes(message.payload)
         try:
             meaning = profiles.decode(route.kind, payload)
         except PayloadError as exc:
             self._bad_payload(route, exc)
-            return True  # garbage stays garbage: acknowledging it stops the broker from sending it forever
+            return None  # garbage stays garbage: acknowledging it stops the broker from sending it forever
         self._call(self._seen, route.button_id)
         if isinstance(meaning, Availability):
             self._call(self._availability_from_device, route.button_id, meaning.online)
-            return True
+            return None
         if not isinstance(meaning, Press):
-            return True
-        button = self.buttons[route.button_id].config
-        digest = profiles.payload_digest(payload)
+            return None
         if meaning.event_id is None:
-            if message.dup and self.outbox.seen_digest(button.id, digest, received.timestamp() - DUP_WINDOW_S):
-                return True
-            event_id = profiles.derived_event_id(button.id, payload, received)
+            digest = profiles.payload_digest(payload)
+            since = received.timestamp() - DUP_WINDOW_S
+            if message.dup and self.outbox.seen_digest(route.button_id, digest, since):
+                return None
+            event_id = profiles.derived_event_id(route.button_id, payload, received)
         else:
             event_id = meaning.event_id
-        press = ButtonPress(button.id, event_id, meaning.type, meaning.pressed_at or received, received)
-        try:
-            event = self._store_press(button, press)
-        except StorageError:
-            logger.exception("%s: alarm %s could not be stored; the broker keeps it", button.id, event_id)
-            return False
-        if event is None:
-            logger.info("%s: alarm %s again (duplicate), dropped", button.id, event_id)
-            return True
-        self.listener.publish_ack(button.id, event_id, "received")
-        self._call(self._stored, button, press, event)
-        return True
+        return ButtonPress(route.button_id, event_id, meaning.type, meaning.pressed_at or received, received)
 
-    def _store_press(self, button: ButtonConfig, press: ButtonPress) -> OutboxEvent | None:
+    def _new_event(self, button: ButtonConfig, press: ButtonPress) -> NewEvent:
         event_id = new_event_id()
+        event_type = EVENT_TYPES[press.type]
         data = alarm_data(self.config.school, button, press, [])
+        school = self.config.school
 
         def body(seq: int) -> bytes:
             data["sequence"] = seq
-            return cloudevent(event_id, EVENT_TYPES[press.type], self.config.school, press.received_at, data)
+            return cloudevent(event_id, event_type, school, press.received_at, data)
 
-        return self.outbox.store(event_id, EVENT_TYPES[press.type], button.id, press.event_id, body)
+        return NewEvent(event_id, event_type, button.id, press.event_id, body)
 
     def _bad_payload(self, route: Route, exc: PayloadError) -> None:
         self.bad_payloads += 1

@@ -62,6 +62,8 @@ class MosquittoBroker:
             # QoS 1 messages in flight to one client: a gateway acknowledging after its disk commit needs a wide
             # window to take a burst (mosquitto's default is 20).
             "max_inflight_messages 1000",
+            # Small packets (alarms, acknowledgements) go out at once instead of waiting on Nagle's algorithm.
+            "set_tcp_nodelay true",
             "log_dest stderr",
             "log_type error",
             "log_type warning",

@@ -19,6 +19,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from adapters.mqtt_socket import no_delay
+
 
 class SimulatedButton:
     def __init__(
@@ -52,6 +54,7 @@ class SimulatedButton:
         self._client.max_inflight_messages_set(1000)
         self._client.will_set(self.availability_topic, self._availability_payload(False), qos=1, retain=True)
         self._client.on_connect = self._on_connect
+        self._client.on_socket_open = no_delay
         self._client.on_message = self._on_message
         self._connected = threading.Event()
 

@@ -83,7 +83,14 @@ class PlatformReceiver:
         return web.json_response({"id": event_id, "status": "received"})
 
     async def _list(self, request: web.Request) -> web.Response:
-        rows = [{"id": e.id, "type": e.type, "at": e.at, "button": e.data.get("button")} for e in self.events[-200:]]
+        """What arrived, oldest first: the last 200, or everything after the first `after` events."""
+        after = request.query.get("after")
+        chosen = self.events[int(after):] if after and after.isdigit() else self.events[-200:]
+        rows = [
+            {"id": e.id, "type": e.type, "at": e.at, "button": e.data.get("button"),
+             "button_event_id": e.data.get("button_event_id")}
+            for e in chosen
+        ]
         return web.json_response(rows)
 
 

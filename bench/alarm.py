@@ -1,0 +1,274 @@
+"""Alarm latency, button press → police platform receipt, with the gateway's disk commit in the path.
+
+A real Mosquitto, the gateway as its own process (`python -m gateway run`), a real HTTP platform and simulated
+buttons. In the same run, the floor: the same messages through the same broker straight to a bare paho
+subscriber. Prints p50/p95/p99 side by side for single alarms and for a burst (default 1,000 alarms/s for 10 s),
+with the loss count and order violations per button.
+
+    .venv/bin/python bench/alarm.py            # full run (about a minute)
+    .venv/bin/python bench/alarm.py --quick    # smaller samples
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from simulators.broker import MosquittoBroker  # noqa: E402
+from simulators.buttons import SimulatedButton  # noqa: E402
+
+SCHOOL = "51040200001"
+SECRET = "bench-secret"
+
+
+def percentiles(samples_ms: list[float]) -> tuple[float, float, float]:
+    if not samples_ms:
+        return (float("nan"),) * 3
+    ordered = sorted(samples_ms)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return statistics.median(ordered), at(0.95), at(0.99)
+
+
+class FloorSubscriber:
+    """A bare paho QoS 1 subscriber: what the broker alone costs."""
+
+    def __init__(self, port: int) -> None:
+        self.arrivals: dict[str, float] = {}
+        self.done = threading.Condition()
+        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="floor")
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe(f"huxiao/{SCHOOL}/buttons/+/alarm", qos=1)
+        self.client.loop_start()
+
+    def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        now = time.time()
+        try:
+            event_id = json.loads(message.payload)["id"]
+        except (ValueError, KeyError):
+            return
+        with self.done:
+            self.arrivals[event_id] = now
+            self.done.notify_all()
+
+    def wait(self, count: int, timeout: float) -> None:
+        with self.done:
+            self.done.wait_for(lambda: len(self.arrivals) >= count, timeout)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def run_singles(buttons: list[SimulatedButton], count: int, arrived: Callable[[str], float | None]) -> list[float]:
+    """One alarm at a time, waiting for each: latency without queueing."""
+    samples = []
+    for index in range(count):
+        button = buttons[index % len(buttons)]
+        sent = time.time()
+        event_id = button.press()
+        deadline = time.monotonic() + 5
+        while (at := arrived(event_id)) is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+        if at is not None:
+            samples.append((at - sent) * 1000)
+    return samples
+
+
+def run_burst(
+    buttons: list[SimulatedButton], rate: int, seconds: float
+) -> tuple[dict[str, float], dict[str, list[str]]]:
+    """`rate` alarms a second spread over the buttons, paced in 10 ms slices; returns send times and order."""
+    sent_at: dict[str, float] = {}
+    order: dict[str, list[str]] = {b.button_id: [] for b in buttons}
+    per_slice = max(1, rate // 100)
+    start = time.monotonic()
+    slices = int(seconds * 100)
+    index = 0
+    for slice_ in range(slices):
+        target = start + slice_ / 100
+        while time.monotonic() < target:
+            time.sleep(0.0005)
+        for _ in range(per_slice):
+            button = buttons[index % len(buttons)]
+            index += 1
+            now = time.time()
+            event_id = button.press()
+            sent_at[event_id] = now
+            order[button.button_id].append(event_id)
+    return sent_at, order
+
+
+class PlatformProcess:
+    """The police platform in a process of its own, so the buttons' publishing does not slow its answers."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}/alarms"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "simulators.platform", "--port", str(port), "--secret", SECRET],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.proc.stdout.readline()  # READY
+        self.seen: list[dict[str, object]] = []
+
+    def fetch(self) -> list[dict[str, object]]:
+        with urllib.request.urlopen(f"{self.url}?after={len(self.seen)}", timeout=10) as response:
+            self.seen += json.loads(response.read())
+        return self.seen
+
+    def arrival(self, event_id: str) -> float | None:
+        self.fetch()
+        for row in reversed(self.seen[-50:]):
+            if row.get("button_event_id") == event_id:
+                return float(row["at"])  # type: ignore[arg-type]
+        return None
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout=10)
+
+
+def wait_healthy(port: int) -> None:
+    for _ in range(300):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("the gateway did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--singles", type=int, default=300)
+    parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--buttons", type=int, default=10)
+    parser.add_argument("--quick", action="store_true", help="100 singles and a 3 s burst")
+    args = parser.parse_args()
+    if args.quick:
+        args.singles, args.seconds = 100, 3.0
+
+    work = Path(tempfile.mkdtemp(prefix="huxiao-bench-"))
+    broker = MosquittoBroker(work / "broker")
+    broker.start()
+    platform = PlatformProcess(_free_port())
+    button_ids = [f"b{i:02d}" for i in range(args.buttons)]
+    web_port = _free_port()
+    config = {
+        "school": {"id": SCHOOL, "name": "bench"},
+        "storage": {"path": str(work / "gw.db")},
+        "mqtt": {"url": broker.url},
+        "buttons": [{"id": b, "name": b} for b in button_ids],
+        "upstreams": [{"name": "police", "kind": "http", "url": platform.url, "secret": SECRET}],
+        "web": {"listen": f"127.0.0.1:{web_port}"},
+    }
+    (work / "school.yaml").write_text(json.dumps(config), encoding="utf-8")
+    log = (work / "gateway.log").open("wb")
+    gateway = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "--log-level", "WARNING", "run", "-c", str(work / "school.yaml")],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    buttons = [SimulatedButton(b, broker.port, school_id=SCHOOL) for b in button_ids]
+    try:
+        wait_healthy(web_port)
+        for button in buttons:
+            button.connect()
+        time.sleep(1.0)  # the gateway's subscriptions settle
+
+        # Floor: the same presses to a bare subscriber (the gateway takes them too; its results are not counted).
+        floor = FloorSubscriber(broker.port)
+        floor_singles = run_singles(buttons, args.singles, floor.arrivals.get)
+        floor.arrivals.clear()
+        sent_floor, _ = run_burst(buttons, args.rate, args.seconds)
+        floor.wait(len(sent_floor), 60)
+        floor_burst = [(floor.arrivals[i] - t) * 1000 for i, t in sent_floor.items() if i in floor.arrivals]
+        floor.close()
+        deadline = time.monotonic() + 120  # let the gateway finish the floor's presses before measuring it
+        while len(platform.fetch()) < args.singles + len(sent_floor) and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+        # Gateway: press → platform receipt, through the gateway's fsync'd outbox.
+        gw_singles = run_singles(buttons, args.singles, platform.arrival)
+        before = len(platform.fetch())
+        sent_gw, order = run_burst(buttons, args.rate, args.seconds)
+        deadline = time.monotonic() + 120
+        while len(platform.fetch()) < before + len(sent_gw) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        rows = platform.seen[before:]
+        by_id = {str(r["button_event_id"]): float(r["at"]) for r in rows}  # type: ignore[arg-type]
+        gw_burst = [(by_id[i] - t) * 1000 for i, t in sent_gw.items() if i in by_id]
+        lost = sum(1 for i in sent_gw if i not in by_id)
+        violations = 0
+        for button_id, ids in order.items():
+            got = [
+                str(r["button_event_id"])
+                for r in rows
+                if isinstance(r["button"], dict) and r["button"].get("id") == button_id
+            ]
+            violations += sum(1 for a, b in zip(got, ids, strict=False) if a != b)
+    finally:
+        for button in buttons:
+            button.disconnect()
+        gateway.send_signal(signal.SIGTERM)
+        gateway.wait(timeout=10)
+        log.close()
+        platform.stop()
+        broker.stop()
+
+    print(
+        f"\nalarm latency, button publish → platform receipt (ms); {args.buttons} buttons; loopback; "
+        f"{os.cpu_count()} cores"
+    )
+    print(f"{'':44}{'p50':>8}{'p95':>8}{'p99':>8}{'n':>8}")
+    table = [
+        ("floor: broker → bare subscriber, single", floor_singles),
+        ("gateway → platform, fsync first, single", gw_singles),
+        (f"floor: burst {args.rate}/s × {args.seconds:g} s", floor_burst),
+        (f"gateway: burst {args.rate}/s × {args.seconds:g} s", gw_burst),
+    ]
+    for name, samples in table:
+        p50, p95, p99 = percentiles(samples)
+        print(f"{name:44}{p50:8.2f}{p95:8.2f}{p99:8.2f}{len(samples):8d}")
+    ratio = percentiles(gw_singles)[0] / max(percentiles(floor_singles)[0], 1e-9)
+    print(f"\ngateway single p50 = {ratio:.1f}× the broker floor; targets p50 ≤ 5 ms, p99 ≤ 20 ms")
+    print(f"burst: sent {len(sent_gw)}, lost {lost}, out of order {violations}")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+if __name__ == "__main__":
+    main()
