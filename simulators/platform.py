@@ -85,10 +85,15 @@ class PlatformReceiver:
     async def _list(self, request: web.Request) -> web.Response:
         """What arrived, oldest first: the last 200, or everything after the first `after` events."""
         after = request.query.get("after")
-        chosen = self.events[int(after):] if after and after.isdigit() else self.events[-200:]
+        chosen = self.events[int(after) :] if after and after.isdigit() else self.events[-200:]
         rows = [
-            {"id": e.id, "type": e.type, "at": e.at, "button": e.data.get("button"),
-             "button_event_id": e.data.get("button_event_id")}
+            {
+                "id": e.id,
+                "type": e.type,
+                "at": e.at,
+                "button": e.data.get("button"),
+                "button_event_id": e.data.get("button_event_id"),
+            }
             for e in chosen
         ]
         return web.json_response(rows)
