@@ -54,6 +54,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_probe(args: argparse.Namespace) -> int:
+    from gateway.probe import run_probe
+
+    config = _load(args.config)
+    setup_logging("ERROR")
+    return run_probe(config, args.json)
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    from gateway.outbox_report import outbox_report
+
+    config = _load(args.config)
+    print(outbox_report(config.storage.path))
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
@@ -76,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("run", cmd_run, "run the gateway").add_argument("-c", "--config", type=Path, required=True)
     add("check-config", cmd_check_config, "validate a config file (exit 2 with file:line: message)").add_argument(
+        "-c", "--config", type=Path, required=True
+    )
+    probe = add("probe", cmd_probe, "poll every camera once; table or --json; exit 1 below the target")
+    probe.add_argument("-c", "--config", type=Path, required=True)
+    probe.add_argument("--json", action="store_true", help="machine-readable output")
+    add("outbox", cmd_outbox, "alarms and events pending and delivered per upstream").add_argument(
         "-c", "--config", type=Path, required=True
     )
     demo = add("demo", cmd_demo, "run a simulated school and the gateway on localhost")
