@@ -70,6 +70,12 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_discover(args: argparse.Namespace) -> int:
+    from gateway.discovery_report import run_discover
+
+    return run_discover(args.timeout, args.target)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
@@ -100,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("outbox", cmd_outbox, "alarms and events pending and delivered per upstream").add_argument(
         "-c", "--config", type=Path, required=True
     )
+    discover = add("discover", cmd_discover, "find ONVIF cameras (WS-Discovery) and print config entries")
+    discover.add_argument("--timeout", type=float, default=3.0, help="seconds to collect answers")
+    discover.add_argument("--target", default=None, help="host:port for a directed probe (default: multicast)")
     demo = add("demo", cmd_demo, "run a simulated school and the gateway on localhost")
     demo.add_argument("--workdir", type=Path, default=Path("var/demo"), help="where the demo keeps its files")
     demo.add_argument("--port", type=int, default=8080, help="status page port (0: any free port)")

@@ -1,0 +1,63 @@
+"""WS-Discovery with a directed probe to a responder on 127.0.0.1 (never multicast in tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import yaml
+
+from adapters.ws_discovery import discover, parse_matches
+from gateway.config import parse_config
+from simulators.onvif_camera import HOSTILE_XML, CameraFarm
+from simulators.ws_discovery_responder import start_responder
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def test_directed_probe_finds_every_camera_that_is_up() -> None:
+    async with CameraFarm(3) as farm:
+        await farm.set_down(farm.cameras[1], True)
+        transport, port = await start_responder(farm)
+        try:
+            found = await discover(timeout=0.5, target=("127.0.0.1", port), bind="127.0.0.1")
+        finally:
+            transport.close()
+    assert [c.xaddrs[0] for c in found] == sorted([farm.cameras[0].url, farm.cameras[2].url])
+    assert {c.scope("name") for c in found} == {"cam-001", "cam-003"}
+    assert found[0].scope("hardware") == "IPC-S1"
+
+
+def test_answers_to_other_probes_and_hostile_xml_are_ignored() -> None:
+    assert parse_matches(HOSTILE_XML, "x") == []
+    assert parse_matches(b"not xml at all", "x") == []
+
+
+async def test_discover_cli_prints_config_that_check_config_accepts() -> None:
+    async with CameraFarm(2) as farm:
+        transport, port = await start_responder(farm)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "gateway",
+                "discover",
+                "--timeout",
+                "0.5",
+                "--target",
+                f"127.0.0.1:{port}",
+                cwd=REPO,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            out, err = await asyncio.wait_for(proc.communicate(), 60)
+        finally:
+            transport.close()
+    assert proc.returncode == 0, err.decode()
+    pasted = yaml.safe_load(out)
+    assert [c["onvif"] for c in pasted["cameras"]] == sorted(c.url for c in farm.cameras)
+    config = parse_config(
+        yaml.safe_dump({"school": {"id": "51040200001", "name": "一小"}, **pasted}), env={"CAM_PASSWORD": "x"}
+    )
+    assert len(config.cameras) == 2
