@@ -32,6 +32,9 @@ CLOCK_SKEW_LIMIT_S = 5.0
 # Polls in flight at once. Each one is a few small requests; this keeps sockets well under the usual 1,024 file
 # limit while 1,000 cameras still finish a round in about a second.
 MAX_CONCURRENT_POLLS = 256
+# A camera whose media discovery failed (firmware without GetStreamUri, a broken profile) is asked again after
+# this long, not every round: four more requests per round would buy nothing.
+MEDIA_RETRY_S = 600.0
 
 
 @dataclass(slots=True)
@@ -44,6 +47,7 @@ class CameraRuntime:
     next_due: float = 0.0
     media: MediaInfo | None = None
     media_at: float = 0.0
+    media_failed_at: float | None = None
     auth: AuthMemo = field(default_factory=AuthMemo)
     last_seen: float | None = None
     rtt_ms: float | None = None
@@ -126,6 +130,7 @@ class CameraHealth:
             except DeviceError as exc:
                 runtime.last_error = str(exc)
                 runtime.media = None  # re-read profiles after the camera comes back (it may have rebooted)
+                runtime.media_failed_at = None
                 return Observation(at=now, reachable=False, reasons=frozenset({_error_reason(exc)}))
             runtime.rtt_ms = probe.rtt_ms
             runtime.clock_skew_s = probe.clock_skew_s
@@ -175,7 +180,8 @@ class CameraHealth:
             return
         runtime.device_info = auth.device_info
         stale = now - runtime.media_at > self._polling.refresh_media
-        if runtime.media is None or stale:
+        failed_recently = runtime.media_failed_at is not None and now - runtime.media_failed_at < MEDIA_RETRY_S
+        if (runtime.media is None or stale) and not failed_recently:
             try:
                 runtime.media = await onvif_client.discover_media(
                     self.session,
@@ -187,10 +193,12 @@ class CameraHealth:
                     skew,
                     runtime.auth,
                 )
-                runtime.media_at = now
+                runtime.media_at, runtime.media_failed_at = now, None
             except DeviceError as exc:
                 runtime.last_error = str(exc)
-                reasons.add("onvif_error")
+                runtime.media_failed_at = now
+                if not camera.rtsp:  # with a configured stream, discovery is a convenience, not a fault
+                    reasons.add("onvif_error")
 
     def apply(self, runtime: CameraRuntime, observation: Observation) -> Transition | None:
         """Feed one observation to the camera's state machine; tell the listener about a transition."""

@@ -425,6 +425,7 @@ def _raise_file_limit() -> None:
 async def _serve(count: int, base_port: int, rtsp_base: str | None) -> None:
     async with CameraFarm(count, base_port=base_port, rtsp_base=rtsp_base) as farm:
         print(f"READY {len(farm.cameras)} cameras: {farm.cameras[0].url} ... {farm.cameras[-1].url}", flush=True)
+        print("PORTS " + ",".join(str(c.port) for c in farm.cameras), flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
