@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-Frame = NDArray[np.uint8]
+Frame = NDArray[Any]  # BGR, uint8 by convention (OpenCV's stubs type its results loosely)
 
 VERDICTS = ("ok", "no_signal", "black", "frozen", "blurred", "covered", "color_cast", "too_dark", "too_bright")
 # Frames are analysed at this width: the checks need structure, not detail, and a 320 px frame costs ~2 ms.

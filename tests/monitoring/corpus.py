@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 from skimage import data
 
-Frame = NDArray[np.uint8]
+Frame = NDArray[Any]  # BGR, uint8 by convention (OpenCV's stubs type its results loosely)
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "immunohistochemistry", "brick", "grass")
 # Photographs that are one colour by nature (a stained tissue sample; a brown coffee cup on a brown table, close
 # up) are no plausible clean CCTV scene: they serve the faults only, where their content does not decide the label.
@@ -47,11 +48,14 @@ def _noise(frame: Frame, sigma: float, rng: np.random.Generator) -> Frame:
 
 def _jpeg(frame: Frame, quality: int) -> Frame:
     _, encoded = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+    decoded = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+    assert decoded is not None
+    return np.asarray(decoded, dtype=np.uint8)
 
 
 def _gain(frame: Frame, gain: float, offset: float = 0.0) -> Frame:
-    return np.clip(frame.astype(np.float32) * gain + offset, 0, 255).astype(np.uint8)
+    scaled: Frame = np.clip(frame.astype(np.float32) * gain + offset, 0, 255).astype(np.uint8)
+    return scaled
 
 
 def _luma(frame: Frame) -> float:
