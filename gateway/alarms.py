@@ -102,11 +102,13 @@ class AlarmService:
         self.bad_payloads = 0
         self._bad_logged_at = 0.0
         self._acked_delivered: set[str] = set()
+        self._started_at = clock()
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._started_at = self._clock()
         for forwarder in self.forwarders:
             forwarder.load()
         await self.listener.start()
@@ -124,8 +126,10 @@ class AlarmService:
         while True:
             now = self._clock()
             for state in self.buttons.values():
-                silent = state.last_seen is None or now - state.last_seen > state.config.heartbeat_timeout
-                if state.online and silent:
+                # A button never heard from since the start counts from the start: a configured button that stays
+                # silent is a fault to report too, not a button to forget.
+                heard = state.last_seen if state.last_seen is not None else self._started_at
+                if state.online is not False and now - heard > state.config.heartbeat_timeout:
                     await self._availability(state, False, "heartbeat_timeout")
             await asyncio.sleep(SUPERVISION_EVERY_S)
 
@@ -167,6 +171,11 @@ class AlarmService:
         except PayloadError as exc:
             self._bad_payload(route, exc)
             return None  # garbage stays garbage: acknowledging it stops the broker from sending it forever
+        if message.retain and not isinstance(meaning, Availability):
+            # Replayed from the broker's retained store on (re)subscribing: old news, not a press or a sign of life.
+            # A zigbee2mqtt device with `retain: true` keeps its last `{"action": "single"}` there, which would
+            # otherwise raise the same alarm again at every gateway reconnect.
+            return None
         self._call(self._seen, route.button_id)
         if isinstance(meaning, Availability):
             self._call(self._availability_from_device, route.button_id, meaning.online)

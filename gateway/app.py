@@ -20,11 +20,11 @@ from gateway.camera_health import CameraHealth, CameraRuntime
 from gateway.config import GatewayConfig, HttpUpstreamConfig
 from gateway.history import record_transition
 from gateway.outbox import Outbox
+from gateway.patrol import Patrol
 from gateway.snapshots import CameraSnapshots
 from gateway.status import GatewayStatus
 from gateway.storage import open_database
 from gateway.supervisor import Supervisor
-from gateway.thumbnails import Thumbnails
 from monitoring import web as faces
 from monitoring.camera_state import CameraState, Transition
 
@@ -118,7 +118,8 @@ async def _cameras(app: web.Application) -> AsyncIterator[None]:
 
         app[SUPERVISOR].start("cameras", health.run)
         app[SUPERVISOR].start("uptime", keep_uptime)
-        app[SUPERVISOR].start("thumbnails", Thumbnails(health, status.pictures, config.patrol.interval).run)
+        patrol = Patrol(health, status.pictures, config.patrol, db=lambda: app[DB])
+        app[SUPERVISOR].start("patrol", patrol.run)
         yield
 
 

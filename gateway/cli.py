@@ -70,6 +70,14 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_patrol(args: argparse.Namespace) -> int:
+    from gateway.patrol_command import run_patrol
+
+    config = _load(args.config)
+    setup_logging("ERROR")
+    return run_patrol(config, args.out)
+
+
 def cmd_discover(args: argparse.Namespace) -> int:
     from gateway.discovery_report import run_discover
 
@@ -106,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("outbox", cmd_outbox, "alarms and events pending and delivered per upstream").add_argument(
         "-c", "--config", type=Path, required=True
     )
+    patrol = add("patrol", cmd_patrol, "one video-patrol round now, written as a report with pictures")
+    patrol.add_argument("-c", "--config", type=Path, required=True)
+    patrol.add_argument("--out", type=Path, required=True, help="folder for index.html, patrol.json/csv, thumbnails")
     discover = add("discover", cmd_discover, "find ONVIF cameras (WS-Discovery) and print config entries")
     discover.add_argument("--timeout", type=float, default=3.0, help="seconds to collect answers")
     discover.add_argument("--target", default=None, help="host:port for a directed probe (default: multicast)")

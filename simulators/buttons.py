@@ -131,8 +131,8 @@ class SimulatedButton:
         self._client.publish(topic, payload, qos=1)
         return event_id
 
-    def publish_raw(self, topic: str, payload: bytes, qos: int = 1) -> None:
-        self._client.publish(topic, payload, qos=qos)
+    def publish_raw(self, topic: str, payload: bytes, qos: int = 1, *, retain: bool = False) -> mqtt.MQTTMessageInfo:
+        return self._client.publish(topic, payload, qos=qos, retain=retain)
 
     def heartbeat(self) -> None:
         topic = f"tele/{self.device_topic}/STATE" if self.profile == "tasmota" else f"{self.base}/heartbeat"

@@ -25,10 +25,12 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 CAPS = "video/x-raw,width=640,height=360,framerate=5/1"
-# One key frame a second: a client (and OpenCV) gets its first picture within a second of connecting.
+# One key frame a second: a client (and OpenCV) gets its first picture within a second of connecting. A constant
+# quantizer, not a bitrate: a still picture then encodes to the very same frames whatever the load, as a hung
+# camera repeating its last frame does (rate control under load would make a frozen picture flicker).
 ENCODE = (
     "videoconvert ! video/x-raw,format=I420 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=5 "
-    "bitrate=400 ! rtph264pay name=pay0 pt=96 config-interval=1"
+    "pass=quant quantizer=26 ! rtph264pay name=pay0 pt=96 config-interval=1"
 )
 SCENE = "videotestsrc is-live=true pattern=smpte"
 
@@ -36,8 +38,9 @@ PATTERNS = {
     # A live picture: the test card drifts sideways, so two frames a second apart differ.
     "moving": f"{SCENE} horizontal-speed=3 ! {CAPS}",
     "black": f"videotestsrc is-live=true pattern=black ! {CAPS}",
-    # A still picture with plenty of detail that never changes: a hung encoder repeating its last frame.
-    "frozen": f"{SCENE} ! {CAPS}",
+    # A still picture that never changes: a hung encoder repeating its last frame. (Not the SMPTE card: it has a
+    # patch of live noise, so even a still card is not frozen.)
+    "frozen": f"videotestsrc is-live=true pattern=colors ! {CAPS}",
     # A hand or cloth over the lens: almost uniform dark grey, no edges.
     "covered": f"videotestsrc is-live=true pattern=solid-color foreground-color=0xff2b2b2b ! {CAPS}",
     # Out of focus or a smeared window: the scene at 1/16 of its size scaled back up.
@@ -48,11 +51,11 @@ PATTERNS = {
     # A failing sensor or white balance: the scene under a strong red tint.
     "color_cast": (
         "compositor name=mix sink_1::alpha=0.55 ! " + CAPS + " ! {encode} "
-        f"{SCENE} horizontal-speed=3 ! {CAPS} ! mix.sink_0 "
+        f"{SCENE} horizontal-speed=3 ! {CAPS} ! videobalance saturation=0.3 ! mix.sink_0 "
         f"videotestsrc is-live=true pattern=solid-color foreground-color=0xffd01010 ! {CAPS} ! mix.sink_1"
     ),
     "too_dark": f"{SCENE} horizontal-speed=3 ! {CAPS} ! videobalance brightness=-0.55 contrast=0.35",
-    "too_bright": f"{SCENE} horizontal-speed=3 ! {CAPS} ! videobalance brightness=0.6 contrast=0.35",
+    "too_bright": f"{SCENE} horizontal-speed=3 ! {CAPS} ! videobalance brightness=0.8 contrast=0.3",
 }
 
 
@@ -63,6 +66,24 @@ def launch_line(pattern: str) -> str:
     return f"( {template} ! {ENCODE} )"
 
 
+KEPT: list[GstRtspServer.RTSPMedia] = []
+
+
+def _keep(media: GstRtspServer.RTSPMedia) -> bool:
+    media.prepare(None)  # one more count: viewers' prepare/unprepare pairs never bring it back to zero
+    KEPT.append(media)
+    return False
+
+
+def _keep_when_prepared(_factory: GstRtspServer.RTSPMediaFactory, media: GstRtspServer.RTSPMedia) -> None:
+    """Hold every media once prepared, as a camera's encoder keeps running between viewers.
+
+    A client that only DESCRIBEs (every health probe) unprepares the shared media when it hangs up; a viewer
+    arriving meanwhile gets 503 or no frames. The server's own extra prepare count keeps the media up.
+    """
+    media.connect("prepared", lambda prepared: GLib.idle_add(_keep, prepared))
+
+
 def make_factory(pattern: str, role: str | None) -> GstRtspServer.RTSPMediaFactory:
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(launch_line(pattern))
@@ -71,6 +92,7 @@ def make_factory(pattern: str, role: str | None) -> GstRtspServer.RTSPMediaFacto
     # Health probes DESCRIBE and hang up without TEARDOWN; by default that stops the shared media, and a probe
     # arriving while it is being torn down gets 503. A camera's encoder does not stop when a viewer leaves.
     factory.set_stop_on_disconnect(False)
+    factory.connect("media-configure", _keep_when_prepared)
     if role is not None:
         permissions = Gst.Structure.new_from_string(
             f"{role}, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"

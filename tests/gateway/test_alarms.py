@@ -6,15 +6,20 @@ import asyncio
 import base64
 import contextlib
 import json
+import signal
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from adapters.signing import verify
+from gateway.alarm_service import AlarmPath
 from gateway.app import ALARMS, create_app
 from gateway.config import GatewayConfig, parse_config
 from simulators.broker import MosquittoBroker
@@ -27,6 +32,7 @@ from tests.fixtures.waiting import eventually
 
 __all__ = ["broker", "platform"]
 SCHOOL = "51040200001"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def school_config(
@@ -276,3 +282,162 @@ def test_signature_window_is_enforced() -> None:
     assert verify(PLATFORM_SECRET, body, sign(PLATFORM_SECRET, body, int(now)), now) is None
     assert verify(PLATFORM_SECRET, body, sign(PLATFORM_SECRET, body, int(now) - 301), now) is not None
     assert verify(PLATFORM_SECRET, body, sign("other-secret", body, int(now)), now) == "signature does not match"
+
+
+# -- the alarm path on its own (gateway.alarm_service), with pictures from a tiny real HTTP camera --------------
+
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64 + b"\xff\xd9"
+SLOW_CAMERA_S = 0.8  # longer than the 300 ms an alarm waits for pictures, well inside the late-picture window
+
+
+class HttpSnapshots:
+    """A `SnapshotSource` reading `<base>/<camera id>.jpg` from a real HTTP server."""
+
+    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
+        self._session, self._base = session, base
+
+    async def snapshot(self, camera_id: str) -> bytes | None:
+        async with self._session.get(f"{self._base}/{camera_id}.jpg") as response:
+            return await response.read() if response.status == 200 else None
+
+
+@contextlib.asynccontextmanager
+async def camera_server() -> AsyncIterator[str]:
+    async def fast(_request: web.Request) -> web.Response:
+        return web.Response(body=JPEG, content_type="image/jpeg")
+
+    async def slow(_request: web.Request) -> web.Response:
+        await asyncio.sleep(SLOW_CAMERA_S)  # the camera's own slowness, not a wait in the test
+        return web.Response(body=JPEG, content_type="image/jpeg")
+
+    async def dead(_request: web.Request) -> web.Response:
+        await asyncio.Event().wait()  # accepts and never answers
+        raise AssertionError("unreachable")
+
+    app = web.Application()
+    app.router.add_get("/fast.jpg", fast)
+    app.router.add_get("/slow.jpg", slow)
+    app.router.add_get("/dead.jpg", dead)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_slow_camera_picture_follows_the_alarm_and_a_dead_one_never_delays_it(
+    tmp_path: Path, broker: MosquittoBroker, platform: tuple[PlatformReceiver, str]
+) -> None:
+    receiver, url = platform
+    cameras = [{"id": c, "name": c, "rtsp": f"rtsp://admin:pw@127.0.0.1:8554/{c}"} for c in ("fast", "slow", "dead")]
+    buttons = [{"id": "b1", "name": "门卫室", "cameras": ["fast", "slow", "dead"]}]
+    config = school_config(tmp_path, broker, [police(url)], buttons, cameras)
+    async with (
+        camera_server() as base,
+        aiohttp.ClientSession() as session,
+        AlarmPath(config, snapshots=HttpSnapshots(session, base)) as path,
+    ):
+        await asyncio.wait_for(path.service.listener.connected.wait(), 10)
+        button = await asyncio.to_thread(connect, SimulatedButton("b1", broker.port, school_id=SCHOOL))
+        pressed = time.time()
+        event_id = button.press()
+        await receiver.wait_for(1, kind="cn.huxiao.alarm.panic")
+        alarm = receiver.events[0]
+        assert alarm.at - pressed < 1.0  # a camera that never answers costs at most the 300 ms picture wait
+        shots = {c["id"]: c for c in alarm.data["cameras"]}
+        assert base64.b64decode(shots["fast"]["snapshot_jpeg_base64"]) == JPEG
+        assert shots["slow"]["snapshot_jpeg_base64"] is None
+        assert shots["dead"]["snapshot_jpeg_base64"] is None
+        assert shots["fast"]["stream_uri"] == "rtsp://127.0.0.1:8554/fast"  # no credentials leave the school
+        await receiver.wait_for(1, timeout=10, kind="cn.huxiao.alarm.pictures")
+        late = next(e for e in receiver.events if e.type == "cn.huxiao.alarm.pictures")
+        assert late.data["button_event_id"] == event_id
+        assert [c["id"] for c in late.data["cameras"]] == ["slow"]
+        button.disconnect()
+
+
+async def test_a_retained_press_is_not_replayed_as_an_alarm_when_the_gateway_subscribes(
+    tmp_path: Path, broker: MosquittoBroker, platform: tuple[PlatformReceiver, str]
+) -> None:
+    receiver, url = platform
+    device = await asyncio.to_thread(
+        connect, SimulatedButton("z1", broker.port, school_id=SCHOOL, profile="zigbee2mqtt")
+    )
+    # zigbee2mqtt with `retain: true` leaves the device's last state, action included, in the retained store.
+    stored = device.publish_raw("zigbee2mqtt/z1", b'{"action":"single","battery":100}', qos=1, retain=True)
+    await asyncio.to_thread(stored.wait_for_publish, 5)  # in the broker's retained store before we subscribe
+    config = school_config(tmp_path, broker, [police(url)], [{"id": "z1", "name": "楼梯", "profile": "zigbee2mqtt"}])
+    async with AlarmPath(config) as path:
+        await asyncio.wait_for(path.service.listener.connected.wait(), 10)
+        device.press()  # a real press after the subscription: it must be the only alarm
+        await receiver.wait_for(1, kind="cn.huxiao.alarm.panic")
+        forwarder = path.service.forwarders[0]
+        await eventually(lambda: forwarder.pending == 0, what="delivered")
+        assert len([e for e in receiver.events if e.type == "cn.huxiao.alarm.panic"]) == 1
+        assert path.service.outbox.counts()["police"]["delivered"] == 1
+    device.disconnect()
+
+
+async def test_a_configured_button_never_heard_from_is_reported_offline(
+    tmp_path: Path, broker: MosquittoBroker, platform: tuple[PlatformReceiver, str]
+) -> None:
+    receiver, url = platform
+    config = school_config(tmp_path, broker, [police(url)], [{"id": "ghost", "name": "操场", "heartbeat_timeout": 1}])
+    async with AlarmPath(config) as path:
+        started = time.time()
+        supervision = asyncio.create_task(path.run())
+        try:
+            await receiver.wait_for(1, timeout=10, kind="cn.huxiao.button.offline")
+        finally:
+            supervision.cancel()
+            await asyncio.gather(supervision, return_exceptions=True)
+        offline = receiver.events[0]
+        assert offline.data["button"]["id"] == "ghost"
+        assert offline.data["reason"] == "heartbeat_timeout"
+        assert offline.at - started <= 1.0 + 5.0
+
+
+async def test_the_alarm_path_runs_as_a_process_and_stops_cleanly_on_sigterm(
+    tmp_path: Path, broker: MosquittoBroker, platform: tuple[PlatformReceiver, str]
+) -> None:
+    receiver, url = platform
+    config_file = tmp_path / "school.yaml"
+    document = {
+        "school": {"id": SCHOOL, "name": "一小"},
+        "storage": {"path": str(tmp_path / "gw.db")},
+        "mqtt": {"url": broker.url},
+        "buttons": [{"id": "b1", "name": "门卫室"}],
+        "upstreams": [police(url)],
+    }
+    config_file.write_text(json.dumps(document), encoding="utf-8")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway.alarm_service",
+        "-c",
+        str(config_file),
+        "--log-level",
+        "WARNING",
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        async with asyncio.timeout(30):
+            assert (await process.stdout.readline()).strip() == b"READY"
+        button = await asyncio.to_thread(connect, SimulatedButton("b1", broker.port, school_id=SCHOOL))
+        event_id = button.press()
+        await receiver.wait_for(1, kind="cn.huxiao.alarm.panic")
+        assert receiver.events[0].data["button_event_id"] == event_id
+        assert await asyncio.to_thread(button.wait_for_ack, event_id, "delivered")
+        button.disconnect()
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(5):  # the spec: a SIGTERM stops the gateway within 5 s
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

@@ -7,14 +7,10 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import aiohttp
-import cv2
-import numpy as np
 import pytest
 
 from gateway.camera_health import CameraHealth, CameraRuntime
 from gateway.config import CameraConfig, PollingConfig
-from gateway.status import Pictures
-from gateway.thumbnails import Thumbnails
 from monitoring.camera_state import CameraState, Transition
 from simulators.onvif_camera import CameraFarm
 from simulators.rtsp import RtspServer
@@ -141,18 +137,3 @@ async def test_maintenance_stops_polling_and_is_a_transition(farm: CameraFarm, h
     assert camera.requests == before
     assert health.cameras[camera.id].machine.state is CameraState.MAINTENANCE
     assert transitions[0].new is CameraState.MAINTENANCE
-
-
-async def test_thumbnails_of_working_cameras_from_their_snapshots(
-    farm: CameraFarm, http: aiohttp.ClientSession
-) -> None:
-    health, _ = health_of(farm, http)
-    await farm.set_down(farm.cameras[0], True)
-    await health.round()
-    pictures = Pictures()
-    refreshed = await Thumbnails(health, pictures, 600.0).refresh()
-    assert refreshed == CAMERAS - 1
-    assert farm.cameras[0].id not in pictures.thumbnails
-    small = cv2.imdecode(np.frombuffer(pictures.thumbnails[farm.cameras[1].id], np.uint8), cv2.IMREAD_COLOR)
-    assert small is not None
-    assert small.shape == (180, 320, 3)
