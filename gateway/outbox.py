@@ -45,8 +45,16 @@ class Outbox:
         self._books = connect(path, synchronous="NORMAL")
         self._write_lock = threading.Lock()
         self._books_lock = threading.Lock()
+        # Delivery marks wait here for the next commit or flush, so the event loop never waits on the disk (or on
+        # the writer's lock while it fsyncs an alarm) just to record that a platform said 200.
+        self._marks: list[tuple[str, int, float, str | None, str, int]] = []
+        self._marks_lock = threading.Lock()
 
     def close(self) -> None:
+        try:
+            self.flush_marks()
+        except StorageError:
+            logger.exception("delivery marks not saved; those events will be sent again (same ids)")
         with self._write_lock, self._books_lock:
             self._writer.close()
             self._books.close()
@@ -75,6 +83,7 @@ class Outbox:
             conn = self._writer
             try:
                 conn.execute("BEGIN IMMEDIATE")
+                self._write_marks(conn)  # the alarm's fsync covers the bookkeeping too
                 for item in new:
                     cursor = conn.execute(
                         "INSERT OR IGNORE INTO events (id, type, button_id, button_event_id, created_at, body) "
@@ -120,20 +129,47 @@ class Outbox:
         return [(OutboxEvent(r[0], r[1], r[2], r[3], r[4], r[5].encode(), float(r[7])), int(r[6])) for r in rows]
 
     def mark_delivered(self, upstream: str, seq: int, attempts: int) -> None:
-        with self._books_lock:
-            self._books.execute(
-                "UPDATE deliveries SET state = 'delivered', attempts = ?, delivered_at = ?, last_error = NULL "
-                "WHERE upstream = ? AND event_seq = ?",
-                (attempts, self._clock(), upstream, seq),
-            )
+        """Note a delivery; written with the next commit or flush, never on the caller's (event loop) thread."""
+        with self._marks_lock:
+            self._marks.append(("delivered", attempts, self._clock(), None, upstream, seq))
 
     def mark_failed(self, upstream: str, seq: int, attempts: int, next_attempt_at: float, error: str) -> None:
-        with self._books_lock:
-            self._books.execute(
+        with self._marks_lock:
+            self._marks.append(("pending", attempts, next_attempt_at, error[:500], upstream, seq))
+
+    def flush_marks(self) -> int:
+        """Write the delivery marks noted so far in one transaction (call from a thread); returns how many."""
+        with self._write_lock:
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                count = self._write_marks(conn)
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise StorageError(f"cannot record deliveries: {exc}") from exc
+        return count
+
+    def _write_marks(self, conn: sqlite3.Connection) -> int:
+        """Inside the caller's transaction. A mark lost in a crash only means one more send under the same id."""
+        with self._marks_lock:
+            marks, self._marks = self._marks, []
+        delivered = [(a, at, u, seq) for state, a, at, _e, u, seq in marks if state == "delivered"]
+        failed = [(a, at, e, u, seq) for state, a, at, e, u, seq in marks if state == "pending"]
+        if failed:
+            conn.executemany(
                 "UPDATE deliveries SET attempts = ?, next_attempt_at = ?, last_error = ? "
-                "WHERE upstream = ? AND event_seq = ?",
-                (attempts, next_attempt_at, error[:500], upstream, seq),
+                "WHERE upstream = ? AND event_seq = ? AND state = 'pending'",
+                failed,
             )
+        if delivered:
+            conn.executemany(
+                "UPDATE deliveries SET state = 'delivered', attempts = ?, delivered_at = ?, last_error = NULL "
+                "WHERE upstream = ? AND event_seq = ?",
+                delivered,
+            )
+        return len(marks)
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Pending and delivered events per upstream (`huxiao outbox`)."""

@@ -1,0 +1,64 @@
+"""A video-patrol round over N RTSP streams (default 100, 640x360 H.264) from the real GStreamer server: two
+frames per stream two seconds apart, diagnosis and thumbnail. Prints the round time and frames per second, for
+a few pool sizes.
+
+    .venv/bin/python bench/patrol.py
+    .venv/bin/python bench/patrol.py --streams 20 --workers 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from gateway.camera_health import CameraHealth  # noqa: E402
+from gateway.config import CameraConfig, PatrolConfig, PollingConfig  # noqa: E402
+from gateway.patrol import Patrol  # noqa: E402
+from gateway.status import Pictures  # noqa: E402
+from simulators.rtsp import PATTERNS, RtspServer  # noqa: E402
+
+
+async def one_round(server: RtspServer, streams: int, workers: int) -> tuple[float, dict[str, int]]:
+    cameras = [
+        CameraConfig(id=f"cam-{i:03d}", name=f"cam {i}", rtsp=server.url(f"cam-{i:03d}")) for i in range(streams)
+    ]
+    async with aiohttp.ClientSession() as session:
+        health = CameraHealth(cameras, PollingConfig(timeout=5.0), session)
+        await health.round()
+        patrol = Patrol(health, Pictures(), PatrolConfig(workers=workers))
+        started = time.perf_counter()
+        results = await patrol.round()
+        elapsed = time.perf_counter() - started
+    verdicts: dict[str, int] = {}
+    for result in results:
+        verdicts[result.verdict] = verdicts.get(result.verdict, 0) + 1
+    return elapsed, verdicts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--streams", type=int, default=100)
+    parser.add_argument("--workers", type=int, nargs="*", default=[8, 16, 32])
+    args = parser.parse_args()
+    mounts = {f"cam-{i:03d}": PATTERNS[i % len(PATTERNS)] for i in range(args.streams)}
+    with RtspServer(mounts) as server:
+        print(f"\nvideo patrol, {args.streams} RTSP streams 640x360 H.264 at 5 fps, 2 frames 2 s apart each; 2 cores")
+        print(f"{'workers':>8}{'round s':>10}{'frames/s':>10}   verdicts")
+        for workers in args.workers:
+            elapsed, verdicts = asyncio.run(one_round(server, args.streams, workers))
+            frames = 2 * sum(n for v, n in verdicts.items() if v != "no_signal")
+            shown = " ".join(f"{k}={v}" for k, v in sorted(verdicts.items()))
+            print(f"{workers:8d}{elapsed:10.1f}{frames / elapsed:10.1f}   {shown}")
+    print("target: 100 streams grabbed and diagnosed ≤ 60 s on 2 cores, aim ≤ 10 s")
+
+
+if __name__ == "__main__":
+    main()
