@@ -121,6 +121,8 @@ async def _cameras(app: web.Application) -> AsyncIterator[None]:
         patrol = Patrol(health, status.pictures, config.patrol, db=lambda: app[DB])
         app[SUPERVISOR].start("patrol", patrol.run)
         yield
+        # Stop what uses the session before the session closes.
+        await app[SUPERVISOR].stop_parts("patrol", "uptime", "cameras")
 
 
 def _mark_restart(db: sqlite3.Connection, health: CameraHealth) -> None:
@@ -163,6 +165,7 @@ async def _alarms(app: web.Application) -> AsyncIterator[None]:
         status.alarm_view = AlarmFaces(service)
         app[SUPERVISOR].start("buttons", service.supervise)
         yield
+        await app[SUPERVISOR].stop_parts("buttons")
         await service.stop()
     outbox.close()
 

@@ -77,6 +77,15 @@ class Supervisor:
             for p in self._parts.values()
         }
 
+    async def stop_parts(self, *names: str, grace_s: float = 3.0) -> None:
+        """Stop the named parts (before the resources they use are closed), leaving the others running."""
+        parts = [self._parts.pop(name) for name in names if name in self._parts]
+        tasks = [p.task for p in parts if p.task is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace_s)
+
     async def stop(self, grace_s: float = 3.0) -> None:
         """Cancel every part (newest first) and wait for them, at most `grace_s` seconds in all."""
         self._stopping = True
