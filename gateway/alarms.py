@@ -53,6 +53,9 @@ LATE_PICTURE_S = 5.0
 DUP_WINDOW_S = 600.0
 # How often button silence is checked: offline is reported within heartbeat_timeout + this.
 SUPERVISION_EVERY_S = 1.0
+# Delivery marks reach the database this often (or sooner, with the next alarm's commit): `huxiao outbox` and the
+# API lag by at most this much, and a crash within it costs one resend under the same id.
+RECORD_DELIVERIES_EVERY_S = 0.2
 # Unrecognised payloads are logged at most this often (a misconfigured device may send thousands).
 BAD_PAYLOAD_LOG_EVERY_S = 10.0
 
@@ -111,6 +114,7 @@ class AlarmService:
         self._started_at = self._clock()
         for forwarder in self.forwarders:
             forwarder.load()
+        self._spawn(self._record_deliveries())
         await self.listener.start()
 
     async def stop(self) -> None:
@@ -120,6 +124,14 @@ class AlarmService:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for forwarder in self.forwarders:
             await forwarder.stop()
+
+    async def _record_deliveries(self) -> None:
+        while True:
+            await asyncio.sleep(RECORD_DELIVERIES_EVERY_S)
+            try:
+                await asyncio.to_thread(self.outbox.flush_marks)
+            except StorageError:
+                logger.exception("delivery marks not saved yet; retrying")
 
     async def supervise(self) -> None:
         """Report buttons that fall silent for longer than their heartbeat timeout."""

@@ -7,6 +7,7 @@ sees duplicates only as repeats of the same id.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -19,6 +20,8 @@ from typing import Any
 from gateway.errors import StorageError
 from gateway.events import EVENT_TYPES, AlarmType, OutboxEvent
 from gateway.storage import connect, migrate
+
+logger = logging.getLogger(__name__)
 
 ALARM_TYPES = tuple(EVENT_TYPES.values())
 
@@ -139,6 +142,8 @@ class Outbox:
 
     def flush_marks(self) -> int:
         """Write the delivery marks noted so far in one transaction (call from a thread); returns how many."""
+        if not self._marks:
+            return 0
         with self._write_lock:
             conn = self._writer
             try:

@@ -94,6 +94,10 @@ class SimulatedButton:
         if not self._connected.wait(timeout):
             raise TimeoutError(f"button {self.button_id} could not reach the broker")
 
+    def is_connected(self) -> bool:
+        """paho reconnects the button by itself after the broker comes back, as a real device's firmware does."""
+        return bool(self._client.is_connected())
+
     def disconnect(self, *, clean: bool = True) -> None:
         """A clean goodbye says offline itself; an unclean one (power cut) leaves it to the broker's Will."""
         if clean:

@@ -94,6 +94,7 @@ class SimulatedCamera:
     hang: bool = False
     garbage: bool = False
     hostile_xml: bool = False
+    wrong_password: bool = False  # someone changed the password on the camera: the configured one is refused
     boot: int = 1
     requests: int = 0
     site: web.TCPSite | None = field(default=None, repr=False)
@@ -114,6 +115,10 @@ class SimulatedCamera:
     def profile_token(self) -> str:
         # A reboot may renumber profiles on real firmware; clients must not cache tokens forever.
         return f"Profile_{self.boot}"
+
+    @property
+    def effective_password(self) -> str:
+        return self.password + "-changed-on-site" if self.wrong_password else self.password
 
     def now(self) -> datetime:
         return datetime.now(UTC) + timedelta(seconds=self.clock_skew_s)
@@ -182,11 +187,14 @@ class CameraFarm:
             await site.start()
             camera.site = site
 
-    async def reboot(self, camera: SimulatedCamera, down_s: float) -> None:
-        """Down for `down_s` seconds, then back with a new boot (and so new profile tokens)."""
+    async def reboot(self, camera: SimulatedCamera, down_s: float, *, new_stream_uri: str | None = None) -> None:
+        """Down for `down_s` seconds, then back with a new boot: new profile tokens, a new digest nonce and,
+        when given, a new stream URI (as after a firmware update)."""
         await self.set_down(camera, True)
         await asyncio.sleep(down_s)
         camera.boot += 1
+        if new_stream_uri is not None:
+            camera.rtsp_uri = new_stream_uri
         await self.set_down(camera, False)
 
     # -- HTTP handlers --------------------------------------------------------------------------------------
@@ -236,25 +244,35 @@ class CameraFarm:
             return _fault("ActionNotSupported", f"{operation} is not supported", 400)
         return web.Response(text=_ENVELOPE.format(answer), content_type="application/soap+xml", charset="utf-8")
 
+    def _nonce(self, camera: SimulatedCamera) -> str:
+        # One nonce per camera and boot, derived rather than stored: a thousand cameras keep no nonce tables, and
+        # a reboot invalidates the nonce a client kept, as on real firmware.
+        return hashlib.sha1(f"{self._nonce_seed}{camera.id}{camera.boot}".encode()).hexdigest()
+
+    def _digest_ok(self, camera: SimulatedCamera, request: web.Request) -> bool:
+        params = parse_authorization(request.headers.get("Authorization", ""))
+        return bool(
+            params
+            and params.get("username") == camera.username
+            and params.get("nonce") == self._nonce(camera)
+            and verify_authorization(params, method=request.method, password=camera.effective_password, realm=REALM)
+        )
+
     def _authorized(self, camera: SimulatedCamera, request: web.Request, root: ET.Element) -> bool:
-        if camera.auth_mode in ("any", "digest"):
-            params = parse_authorization(request.headers.get("Authorization", ""))
-            if (
-                params
-                and params.get("username") == camera.username
-                and verify_authorization(params, method=request.method, password=camera.password, realm=REALM)
-            ):
-                return True
+        if camera.auth_mode in ("any", "digest") and self._digest_ok(camera, request):
+            return True
         if camera.auth_mode in ("any", "wsse"):
             return _token_ok(camera, root)
         return False
 
     def _refuse(self, camera: SimulatedCamera) -> web.Response:
         if camera.auth_mode == "wsse":
+            # WS-Security-only firmware answers a SOAP fault and offers no HTTP challenge.
             return _fault("NotAuthorized", "Sender not Authorized", 400)
-        nonce = hashlib.sha1(f"{self._nonce_seed}{camera.id}{camera.boot}".encode()).hexdigest()
         response = _fault("NotAuthorized", "Sender not Authorized", 401)
-        response.headers["WWW-Authenticate"] = f'Digest realm="{REALM}", qop="auth", nonce="{nonce}", algorithm=MD5'
+        response.headers["WWW-Authenticate"] = (
+            f'Digest realm="{REALM}", qop="auth", nonce="{self._nonce(camera)}", algorithm=MD5'
+        )
         return response
 
     def _answer(self, camera: SimulatedCamera, operation: str, element: ET.Element) -> str | None:
@@ -320,13 +338,13 @@ class CameraFarm:
         odd = await self._misbehave(camera)
         if odd is not None:
             return odd
-        params = parse_authorization(request.headers.get("Authorization", ""))
-        if not (
-            params
-            and params.get("username") == camera.username
-            and verify_authorization(params, method="GET", password=camera.password, realm=REALM)
-        ):
-            return self._refuse(camera) if camera.auth_mode != "wsse" else web.Response(status=401)
+        if not self._digest_ok(camera, request):
+            # Snapshots are plain HTTP: even WS-Security-only firmware guards them with a digest challenge.
+            response = web.Response(status=401, text="Unauthorized")
+            response.headers["WWW-Authenticate"] = (
+                f'Digest realm="{REALM}", qop="auth", nonce="{self._nonce(camera)}", algorithm=MD5'
+            )
+            return response
         if camera.id not in self._jpegs:
             self._jpegs[camera.id] = labelled_picture_jpeg(camera.id)
         return web.Response(body=self._jpegs[camera.id], content_type="image/jpeg")
@@ -388,7 +406,9 @@ def _token_ok(camera: SimulatedCamera, root: ET.Element) -> bool:
         return False
     if abs((stamp - camera.now()).total_seconds()) > camera.token_window_s:
         return False
-    expected = base64.b64encode(hashlib.sha1(nonce_raw + created.encode() + camera.password.encode()).digest())
+    expected = base64.b64encode(
+        hashlib.sha1(nonce_raw + created.encode() + camera.effective_password.encode()).digest()
+    )
     return expected.decode() == digest
 
 

@@ -3,12 +3,15 @@
 
 Runs under the system interpreter, which has Debian's python3-gi (the project's virtualenv does not):
 
-    /usr/bin/python3 simulators/rtsp_server.py --port 8554 --streams gate-1=moving,hall=black
+    /usr/bin/python3 simulators/rtsp_server.py --port 8554 --streams gate-1=moving,hall=black,roof=moving:h265
     /usr/bin/python3 simulators/rtsp_server.py --port 8554 --auth-port 8555 --user admin --password secret
 
-Every mount serves 640x360 H.264 at a low frame rate (cheap to encode, quick first key frame). The patterns are
-what a video patrol has to tell apart: a live picture, a black one, a frozen one, a covered lens, a blurred
-picture, a colour cast, too dark, too bright. Standard library and gi only: it must not import the project.
+Every mount serves 640x360 H.264 (or H.265 with `:h265`) at a low frame rate (cheap to encode, quick first key
+frame). The patterns are what a video patrol has to tell apart: a live picture, a black one, a frozen one, a
+covered lens, a blurred picture, a colour cast, too dark, too bright. Port 0 means "any free port"; the ports
+really bound are printed on the READY line (`READY <port> <auth port or 0> <mounts>`), so a test never races
+another process for a port it picked beforehand. With a password, a second server on the auth port serves the
+same mounts behind RTSP digest authentication. Standard library and gi only: it must not import the project.
 """
 
 from __future__ import annotations
@@ -32,6 +35,12 @@ ENCODE = (
     "videoconvert ! video/x-raw,format=I420 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=5 "
     "pass=quant quantizer=26 ! rtph264pay name=pay0 pt=96 config-interval=1"
 )
+# The same picture as H.265, for the probe's HEVC path (x265 costs more CPU: only mounts asking for it use it).
+ENCODE_H265 = (
+    "videoconvert ! video/x-raw,format=I420 ! x265enc tune=zerolatency speed-preset=ultrafast key-int-max=5 qp=30 "
+    "! rtph265pay name=pay0 pt=96 config-interval=1"
+)
+CODECS = {"h264": ENCODE, "h265": ENCODE_H265}
 SCENE = "videotestsrc is-live=true pattern=smpte"
 
 PATTERNS = {
@@ -59,11 +68,12 @@ PATTERNS = {
 }
 
 
-def launch_line(pattern: str) -> str:
+def launch_line(pattern: str, codec: str = "h264") -> str:
     template = PATTERNS[pattern]
+    encode = CODECS[codec]
     if "{encode}" in template:
-        return "( " + template.format(encode=ENCODE) + " )"
-    return f"( {template} ! {ENCODE} )"
+        return "( " + template.format(encode=encode) + " )"
+    return f"( {template} ! {encode} )"
 
 
 KEPT: list[GstRtspServer.RTSPMedia] = []
@@ -84,9 +94,10 @@ def _keep_when_prepared(_factory: GstRtspServer.RTSPMediaFactory, media: GstRtsp
     media.connect("prepared", lambda prepared: GLib.idle_add(_keep, prepared))
 
 
-def make_factory(pattern: str, role: str | None) -> GstRtspServer.RTSPMediaFactory:
+def make_factory(spec: str, role: str | None) -> GstRtspServer.RTSPMediaFactory:
+    pattern, _, codec = spec.partition(":")
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(launch_line(pattern))
+    factory.set_launch(launch_line(pattern, codec or "h264"))
     # Shared: every client of a mount watches the same pipeline, as with a camera's one encoder.
     factory.set_shared(True)
     # Health probes DESCRIBE and hang up without TEARDOWN; by default that stops the shared media, and a probe
@@ -119,43 +130,54 @@ def make_server(port: int, streams: dict[str, str], auth: tuple[str, str] | None
         checker.add_digest(auth[0], auth[1], token)
         server.set_auth(checker)
     mounts = server.get_mount_points()
-    for name, pattern in streams.items():
-        mounts.add_factory(f"/{name}", make_factory(pattern, role))
+    for name, spec in streams.items():
+        mounts.add_factory(f"/{name}", make_factory(spec, role))
     return server
 
 
 def parse_streams(text: str) -> dict[str, str]:
+    """`name=pattern[:codec],...` to {name: "pattern[:codec]"}; every pattern is also mounted as itself."""
     streams = {pattern: pattern for pattern in PATTERNS}
     for item in filter(None, text.split(",")):
-        name, _, pattern = item.partition("=")
-        pattern = pattern or name
+        name, _, spec = item.strip().partition("=")
+        spec = spec or name
+        pattern, _, codec = spec.partition(":")
         if pattern not in PATTERNS:
             raise SystemExit(f"unknown pattern {pattern!r}; known: {', '.join(PATTERNS)}")
-        streams[name] = pattern
+        if codec and codec not in CODECS:
+            raise SystemExit(f"unknown codec {codec!r}; known: {', '.join(CODECS)}")
+        if not name or "/" in name:
+            raise SystemExit(f"bad mount name {name!r}")
+        streams[name] = spec
     return streams
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="test-pattern RTSP server on 127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--streams", default="", help="name=pattern,... (every pattern is also mounted as itself)")
-    parser.add_argument("--auth-port", type=int, default=0, help="a second server with the same mounts, digest auth")
+    parser.add_argument("--port", type=int, default=0, help="0: any free port (the READY line tells which)")
+    parser.add_argument(
+        "--streams", default="", help="name=pattern[:h265],... (every pattern is also mounted as itself)"
+    )
+    parser.add_argument("--auth-port", type=int, default=0, help="port of the digest-auth server (0: any free)")
     parser.add_argument("--user", default="admin")
-    parser.add_argument("--password", default="")
+    parser.add_argument("--password", default="", help="starts the digest-auth server when given")
     args = parser.parse_args()
-    Gst.init(None)
     streams = parse_streams(args.streams)
+    Gst.init(None)
     servers = [make_server(args.port, streams, None)]
-    if args.auth_port:
+    if args.password:
         servers.append(make_server(args.auth_port, streams, (args.user, args.password)))
+    bound = []
     for server in servers:
         if server.attach(None) == 0:
             print(f"FAILED to listen on 127.0.0.1:{server.get_service()}", flush=True)
             sys.exit(1)
+        bound.append(server.get_bound_port())
     loop = GLib.MainLoop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, loop.quit)
-    print(f"READY {args.port} {args.auth_port} {len(streams)}", flush=True)
+    auth_port = bound[1] if len(bound) > 1 else 0
+    print(f"READY {bound[0]} {auth_port} {len(streams)}", flush=True)
     loop.run()
 
 

@@ -377,7 +377,8 @@ async def test_a_retained_press_is_not_replayed_as_an_alarm_when_the_gateway_sub
         forwarder = path.service.forwarders[0]
         await eventually(lambda: forwarder.pending == 0, what="delivered")
         assert len([e for e in receiver.events if e.type == "cn.huxiao.alarm.panic"]) == 1
-        assert path.service.outbox.counts()["police"]["delivered"] == 1
+        outbox = path.service.outbox
+        await eventually(lambda: outbox.counts()["police"] == {"pending": 0, "delivered": 1}, what="recorded")
     device.disconnect()
 
 
