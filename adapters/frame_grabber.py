@@ -28,6 +28,9 @@ from numpy.typing import NDArray
 Frame = NDArray[Any]
 # The frozen check compares frames this far apart: a live scene (people, trees, sensor noise) changes within it.
 FRAME_INTERVAL_S = 2.0
+# An open refused this quickly is an answer (busy), not a timeout: worth one more try after a short pause.
+BUSY_RETRY_WITHIN_S = 1.0
+BUSY_RETRY_AFTER_S = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,18 +40,24 @@ class Grab:
     error: str | None = None
 
 
+def _open(uri: str, open_timeout_s: float, read_timeout_s: float) -> Any:
+    params = [
+        cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+        int(open_timeout_s * 1000),
+        cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+        int(read_timeout_s * 1000),
+    ]
+    return cv2.VideoCapture(uri, cv2.CAP_FFMPEG, params)
+
+
 def _grab(uri: str, frames: int, interval_s: float, open_timeout_s: float, read_timeout_s: float) -> Grab:
     started = time.perf_counter()
-    capture = cv2.VideoCapture(
-        uri,
-        cv2.CAP_FFMPEG,
-        [
-            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
-            int(open_timeout_s * 1000),
-            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
-            int(read_timeout_s * 1000),
-        ],
-    )
+    capture = _open(uri, open_timeout_s, read_timeout_s)
+    if not capture.isOpened() and time.perf_counter() - started < BUSY_RETRY_WITHIN_S:
+        # Refused at once (RTSP 503: a camera at its client limit, or restarting its encoder): ask once more.
+        capture.release()
+        time.sleep(BUSY_RETRY_AFTER_S)
+        capture = _open(uri, open_timeout_s, read_timeout_s)
     try:
         if not capture.isOpened():
             return Grab((), None, "stream did not open")
