@@ -1,121 +1,293 @@
 """Frame grabbing with OpenCV's FFmpeg backend, in a bounded pool of threads so decoding never blocks the loop.
 
-OpenCV's RTSP open otherwise waits about 30 s on a dead camera; here every open and read has its own timeout, and
-the whole grab an overall deadline. Two frames are taken a few seconds apart, for the frozen-picture check.
+OpenCV's RTSP open otherwise waits about 30 s on a dead camera; here the open and every read have their own
+timeout (passed to FFmpeg at open), and each grab an overall asyncio deadline on top. Two frames are taken a few
+seconds apart, for the frozen-picture check. OpenCV releases the GIL while it opens, reads and decodes, so the
+worker threads run in parallel with each other and with the event loop.
+
+    async with FrameGrabber(workers=8) as grabber:
+        grab = await grabber.grab("gate-1", "rtsp://user:pass@10.0.0.5/stream1")
+        if grab.failure is None: ...  # grab.frames
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
+import logging
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-# Read by OpenCV's FFmpeg backend when a capture opens, so set before any: RTSP over TCP (UDP is lost behind
-# school NATs and firewalls), and no long probing of the stream (a camera's stream is what its SDP says).
-os.environ.setdefault(
-    "OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp|fpsprobesize;0|analyzeduration;0|probesize;32768"
-)
+# Read by OpenCV's FFmpeg backend when a capture opens, so set before any opens: RTSP over TCP (UDP is lost
+# behind school NATs and firewalls, and interleaved TCP needs no extra ports); no frame-rate probing (it waits
+# for several frames before the first is returned); and stream analysis cut to 0.1 s of the stream: a camera's
+# SDP already carries the codec parameters (sprop-parameter-sets), and FFmpeg would otherwise read up to 5 MB or
+# 5 s of a low-rate stream first (a still or black picture is a few hundred bytes a frame). A time limit, not a
+# byte limit, so it does not depend on the bit rate. Measured on the test server (640x360 at 5 fps, a key frame
+# a second), open + first frame: 5.0 s with FFmpeg's defaults, 1.8 s without the fps probe, 0.8 s with the 0.1 s
+# analysis too. Set only if the operator has not: a camera that wants UDP, or whose SDP lacks the parameters, is
+# the exception and gets its own options.
+os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp|fpsprobesize;0|analyzeduration;100000")
 # Without this OpenCV serialises every FFmpeg open behind one global lock: 20 streams would open one by one.
 os.environ.setdefault("OPENCV_FFMPEG_IS_THREAD_SAFE", "1")
 
-import cv2
+import cv2  # after the environment above, which OpenCV reads
 import numpy as np
 from numpy.typing import NDArray
 
-Frame = NDArray[Any]
-# The frozen check compares frames this far apart: a live scene (people, trees, sensor noise) changes within it.
+from gateway.errors import DeviceError, DeviceProtocolError, DeviceTimeout, DeviceUnreachable
+
+logger = logging.getLogger(__name__)
+
+Frame = NDArray[Any]  # BGR uint8, as OpenCV decodes
+# The frozen check compares frames this far apart: a live scene (people, trees, sensor noise, the camera's clock)
+# changes within it, and a patrol of 100 streams on 8 threads still ends within seconds.
 FRAME_INTERVAL_S = 2.0
-# An open refused this quickly is an answer (busy), not a timeout: worth one more try after a short pause.
-BUSY_RETRY_WITHIN_S = 1.0
-BUSY_RETRY_AFTER_S = 0.3
+DEFAULT_WORKERS = 8
+# Cameras answer an RTSP open within a second or two on a school LAN; 5 s leaves room for a busy NVR.
+OPEN_TIMEOUT_S = 5.0
+# A live stream sends a frame every 40-200 ms; 5 s without one means it has stalled.
+READ_TIMEOUT_S = 5.0
+# On top of the sum of the open, read and interval budgets: thread start-up and FFmpeg's own slack.
+DEADLINE_SLACK_S = 2.0
+# A failed open that took this share of its timeout is taken as the timeout firing, not a refusal.
+TIMED_OUT_SHARE = 0.9
 
 
 @dataclass(frozen=True, slots=True)
 class Grab:
+    """What one grab got: the frames (oldest first), the time to open and decode the first, or why it failed."""
+
+    camera_id: str
     frames: tuple[Frame, ...]
     open_ms: float | None
-    error: str | None = None
+    failure: DeviceError | None = None
+    total_ms: float = 0.0
+
+    @property
+    def error(self) -> str | None:
+        return None if self.failure is None else str(self.failure)
+
+    @property
+    def latest(self) -> Frame | None:
+        return self.frames[-1] if self.frames else None
+
+    @property
+    def previous(self) -> Frame | None:
+        """The first frame, when there are two or more: what the frozen check compares the latest with."""
+        return self.frames[0] if len(self.frames) > 1 else None
 
 
-def _open(uri: str, open_timeout_s: float, read_timeout_s: float) -> Any:
-    params = [
-        cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
-        int(open_timeout_s * 1000),
-        cv2.CAP_PROP_READ_TIMEOUT_MSEC,
-        int(read_timeout_s * 1000),
-    ]
-    return cv2.VideoCapture(uri, cv2.CAP_FFMPEG, params)
-
-
-def _grab(uri: str, frames: int, interval_s: float, open_timeout_s: float, read_timeout_s: float) -> Grab:
-    started = time.perf_counter()
-    capture = _open(uri, open_timeout_s, read_timeout_s)
-    if not capture.isOpened() and time.perf_counter() - started < BUSY_RETRY_WITHIN_S:
-        # Refused at once (RTSP 503: a camera at its client limit, or restarting its encoder): ask once more.
-        capture.release()
-        time.sleep(BUSY_RETRY_AFTER_S)
-        capture = _open(uri, open_timeout_s, read_timeout_s)
-    try:
-        if not capture.isOpened():
-            return Grab((), None, "stream did not open")
-        ok, first = capture.read()
-        open_ms = (time.perf_counter() - started) * 1000
-        if not ok or first is None:
-            return Grab((), open_ms, "no frame from the stream")
-        got = [first]
-        while len(got) < frames:
-            # Keep reading (decoding what arrives) rather than sleeping: a stream left unread stalls or buffers.
-            wait_until = time.perf_counter() + interval_s
-            frame = None
-            while time.perf_counter() < wait_until:
-                ok, frame = capture.read()
-                if not ok:
-                    return Grab(tuple(got), open_ms, "stream stopped")
-            if frame is not None:
-                got.append(frame)
-        return Grab(tuple(got), open_ms)
-    finally:
-        capture.release()
+def safe_uri(uri: str) -> str:
+    """The URI without credentials, for logs."""
+    parts = urlsplit(uri)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return parts._replace(netloc=host).geturl()
 
 
 def decode_jpeg(data: bytes) -> Frame | None:
-    """A snapshot (JPEG from the ONVIF snapshot URI) as a frame, for cameras without a usable stream."""
+    """A snapshot (a JPEG from the camera's snapshot URI) as a frame; None if it is not a picture."""
+    if not data:
+        return None
     frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     return None if frame is None else np.asarray(frame)
 
 
-class FrameGrabber:
-    """async with FrameGrabber(workers=8) as grabber: grab = await grabber.grab(camera_id, uri)"""
+def _open(uri: str, open_timeout_s: float, read_timeout_s: float) -> cv2.VideoCapture:
+    return cv2.VideoCapture(
+        uri,
+        cv2.CAP_FFMPEG,
+        [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            int(open_timeout_s * 1000),
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            int(read_timeout_s * 1000),
+        ],
+    )
 
-    def __init__(self, workers: int = 4) -> None:
+
+def grab_blocking(
+    camera_id: str,
+    uri: str,
+    *,
+    frames: int = 2,
+    interval_s: float = FRAME_INTERVAL_S,
+    open_timeout_s: float = OPEN_TIMEOUT_S,
+    read_timeout_s: float = READ_TIMEOUT_S,
+    cancelled: threading.Event | None = None,
+) -> Grab:
+    """Open the stream, decode a frame, keep reading for `interval_s`, take the next; in the calling thread.
+
+    Between the frames taken, frames are grabbed (demuxed and decoded, not converted) and dropped rather than the
+    thread sleeping: a stream left unread stalls the camera's sender or hands back stale buffered frames.
+    `cancelled` stops the grab between two reads (the asyncio deadline passed, or the grabber is closing).
+    """
+    stop = cancelled or threading.Event()
+    started = time.perf_counter()
+
+    def elapsed_ms() -> float:
+        return (time.perf_counter() - started) * 1000
+
+    def failed(failure: DeviceError, got: list[Frame], open_ms: float | None) -> Grab:
+        return Grab(camera_id, tuple(got), open_ms, failure, elapsed_ms())
+
+    try:
+        capture = _open(uri, open_timeout_s, read_timeout_s)
+    except cv2.error as exc:  # a URI FFmpeg cannot parse at all
+        return failed(DeviceProtocolError(camera_id, f"stream URI not usable: {exc.err}"), [], None)
+    try:
+        if not capture.isOpened():
+            if elapsed_ms() >= open_timeout_s * 1000 * TIMED_OUT_SHARE:
+                return failed(DeviceTimeout(camera_id, f"stream did not open within {open_timeout_s:g} s"), [], None)
+            return failed(DeviceUnreachable(camera_id, "stream refused or could not be opened"), [], None)
+        reading = time.perf_counter()
+        ok, first = capture.read()
+        open_ms = elapsed_ms()
+        if not ok or first is None:
+            if time.perf_counter() - reading >= read_timeout_s * TIMED_OUT_SHARE:
+                message = f"no frame within {read_timeout_s:g} s of opening"
+                return failed(DeviceTimeout(camera_id, message), [], open_ms)
+            return failed(DeviceProtocolError(camera_id, "stream opened but no frame could be decoded"), [], open_ms)
+        got: list[Frame] = [np.asarray(first)]
+        while len(got) < frames:
+            take_at = time.perf_counter() + interval_s
+            while True:
+                if stop.is_set():
+                    return failed(DeviceTimeout(camera_id, "grab cancelled at its deadline"), got, open_ms)
+                if not capture.grab():
+                    return failed(DeviceTimeout(camera_id, "stream stopped sending frames"), got, open_ms)
+                if time.perf_counter() >= take_at:
+                    break
+            ok, frame = capture.retrieve()
+            if not ok or frame is None:
+                return failed(DeviceProtocolError(camera_id, "a frame could not be decoded"), got, open_ms)
+            got.append(np.asarray(frame))
+        return Grab(camera_id, tuple(got), open_ms, None, elapsed_ms())
+    finally:
+        capture.release()
+
+
+class FrameGrabber:
+    """A bounded pool of grabbing threads: `async with FrameGrabber(workers=8) as grabber`.
+
+    At most `workers` grabs run at once; more wait their turn on the event loop, not in the pool, so a grab's
+    deadline counts from when a thread starts on it. A stream that hangs costs its own timeout and one thread,
+    never the loop or the other grabs.
+    """
+
+    def __init__(self, workers: int = DEFAULT_WORKERS) -> None:
+        if workers < 1:
+            raise ValueError("a frame grabber needs at least one worker")
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grab")
-        self._limit = asyncio.Semaphore(workers)
+        self._slots = asyncio.Semaphore(workers)
+        self._running: dict[concurrent.futures.Future[Any], threading.Event] = {}
+        self.workers = workers
+
+    @property
+    def busy(self) -> int:
+        """How many grabs hold a thread right now (running, or finishing after their deadline)."""
+        return len(self._running)
 
     async def __aenter__(self) -> FrameGrabber:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        # Threads stuck in a read end by their own read timeout; do not wait for them here.
+        await self.aclose()
+
+    async def aclose(self, grace_s: float = READ_TIMEOUT_S + 1.0) -> None:
+        """Stop every grab at its next read and wait (bounded) for the threads: none outlives the grabber."""
+        for cancelled in self._running.values():
+            cancelled.set()
+        running = [asyncio.wrap_future(f) for f in self._running]
+        if running:
+            _, late = await asyncio.wait(running, timeout=grace_s)
+            if late:
+                logger.warning("%d frame grabs still blocked in OpenCV after %.0f s", len(late), grace_s)
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _run(self, camera_id: str, deadline_s: float, job: Any, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        cancelled = threading.Event()
+        await self._slots.acquire()
+        try:
+            future = self._pool.submit(job, *args, cancelled=cancelled, **kwargs)
+        except BaseException:
+            self._slots.release()
+            raise
+        self._running[future] = cancelled
+
+        def finished(done: concurrent.futures.Future[Any]) -> None:
+            # In the worker thread: hand the bookkeeping to the loop. The slot is free only when the thread is,
+            # so a grab past its deadline still holds its thread and its slot.
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nothing waits for the slot any more
+                loop.call_soon_threadsafe(self._finished, done)
+
+        future.add_done_callback(finished)
+        try:
+            async with asyncio.timeout(deadline_s):
+                return await asyncio.wrap_future(future)
+        except TimeoutError as exc:
+            cancelled.set()
+            raise DeviceTimeout(camera_id, f"no frames within {deadline_s:g} s") from exc
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    def _finished(self, done: concurrent.futures.Future[Any]) -> None:
+        self._running.pop(done, None)
+        self._slots.release()
 
     async def grab(
         self,
+        camera_id: str,
         uri: str,
         *,
         frames: int = 2,
         interval_s: float = FRAME_INTERVAL_S,
-        open_timeout_s: float = 5.0,
-        read_timeout_s: float = 5.0,
+        open_timeout_s: float = OPEN_TIMEOUT_S,
+        read_timeout_s: float = READ_TIMEOUT_S,
     ) -> Grab:
-        deadline = open_timeout_s + read_timeout_s * frames + interval_s * (frames - 1) + 2.0
-        loop = asyncio.get_running_loop()
-        async with self._limit:
-            job = loop.run_in_executor(self._pool, _grab, uri, frames, interval_s, open_timeout_s, read_timeout_s)
-            try:
-                async with asyncio.timeout(deadline):
-                    return await job
-            except TimeoutError:
-                return Grab((), None, f"no frames within {deadline:g} s")
+        """`frames` frames `interval_s` apart from the stream at `uri`; failures come back in `Grab.failure`."""
+        deadline_s = open_timeout_s + read_timeout_s * frames + interval_s * (frames - 1) + DEADLINE_SLACK_S
+        started = time.perf_counter()
+        try:
+            grab: Grab = await self._run(
+                camera_id,
+                deadline_s,
+                grab_blocking,
+                camera_id,
+                uri,
+                frames=frames,
+                interval_s=interval_s,
+                open_timeout_s=open_timeout_s,
+                read_timeout_s=read_timeout_s,
+            )
+        except DeviceTimeout as exc:
+            grab = Grab(camera_id, (), None, exc, (time.perf_counter() - started) * 1000)
+        if grab.failure is not None:
+            logger.info("%s: frame grab from %s failed: %s", camera_id, safe_uri(uri), grab.failure.message)
+        return grab
+
+    async def decode_snapshot(self, camera_id: str, jpeg: bytes, *, timeout_s: float = READ_TIMEOUT_S) -> Grab:
+        """A snapshot (fetched by the caller from the camera's snapshot URI) as a one-frame grab, decoded off-loop."""
+        started = time.perf_counter()
+
+        def decode(*, cancelled: threading.Event) -> Frame | None:
+            return decode_jpeg(jpeg)
+
+        try:
+            frame: Frame | None = await self._run(camera_id, timeout_s, decode)
+        except DeviceTimeout as exc:
+            return Grab(camera_id, (), None, exc, (time.perf_counter() - started) * 1000)
+        elapsed = (time.perf_counter() - started) * 1000
+        if frame is None:
+            return Grab(camera_id, (), None, DeviceProtocolError(camera_id, "snapshot is not a JPEG picture"), elapsed)
+        return Grab(camera_id, (frame,), elapsed, None, elapsed)

@@ -30,8 +30,11 @@ logger = logging.getLogger(__name__)
 MAX_ANSWER_BYTES = 256 * 1024
 # Snapshots from 4K cameras run to a few megabytes.
 MAX_SNAPSHOT_BYTES = 8 * 1024 * 1024
-# What aiohttp raises when a camera refuses, resets or garbles the HTTP exchange itself.
-NETWORK_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, aiohttp.ClientResponseError, OSError)
+# What aiohttp raises when a camera refuses, resets or garbles the HTTP exchange itself (ClientError covers
+# refused connections, resets, malformed HTTP and bad URLs; OSError what slips past it from the socket layer).
+NETWORK_ERRORS = (aiohttp.ClientError, OSError)
+AUTH_METHODS = ("wsse", "digest")
+_DEVICE_INFO = frozenset({"Manufacturer", "Model", "FirmwareVersion", "SerialNumber", "HardwareId"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +89,7 @@ class AuthMemo:
 class _Answer:
     status: int
     body: bytes
-    headers: dict[str, str]
+    challenge: str  # the WWW-Authenticate header of a 401, "" otherwise
 
 
 async def _post(
@@ -107,7 +110,8 @@ async def _post(
                 data = await response.content.read(MAX_ANSWER_BYTES + 1)
                 if len(data) > MAX_ANSWER_BYTES:
                     raise DeviceProtocolError(camera_id, f"{operation}: answer larger than {MAX_ANSWER_BYTES} bytes")
-                return _Answer(response.status, data, {k.lower(): v for k, v in response.headers.items()})
+                challenge = response.headers.get("WWW-Authenticate", "") if response.status == 401 else ""
+                return _Answer(response.status, data, challenge)
     except TimeoutError:
         raise DeviceTimeout(camera_id, f"{operation}: no answer within {timeout:g} s") from None
     except NETWORK_ERRORS as exc:
@@ -121,9 +125,9 @@ async def probe(session: aiohttp.ClientSession, camera_id: str, url: str, timeou
     answer = await _post(session, camera_id, url, soap.SYSTEM_DATE_AND_TIME, "GetSystemDateAndTime", timeout)
     rtt = time.perf_counter() - started
     if answer.status != 200:
-        if answer.status in (400, 401, 403, 500):
-            return ProbeResult(rtt * 1000, None, None)  # answered: reachable, but keeps its clock to itself
-        raise DeviceProtocolError(camera_id, f"GetSystemDateAndTime: HTTP {answer.status}")
+        # Any HTTP answer proves the camera is there: some firmware wants credentials even for its clock (401),
+        # others fault on it. The authenticated call that follows tells what is wrong, if anything.
+        return ProbeResult(rtt * 1000, None, None)
     root = soap.parse(camera_id, answer.body)
     camera_time = soap.utc_datetime(camera_id, root)
     # Compare with our clock at the middle of the exchange: the camera read its clock somewhere in it.
@@ -158,9 +162,16 @@ async def _call(
         if answer.status == 200:
             memo.method = method
             return soap.parse(camera_id, answer.body)
+        if method == "wsse" and answer.status == 401 and memo.challenge is None:
+            # A camera that refuses the token with an HTTP challenge has just told us its digest nonce: keep it,
+            # so the digest attempt is one request, not an unauthenticated one plus the real one.
+            memo.challenge = parse_challenge(answer.challenge)
+            memo.nc = 0
         root = _try_parse(answer.body)
-        if answer.status in (400, 401, 403, 500) and (
-            root is None or soap.is_not_authorized(root) or answer.status in (401, 403)
+        # Refusals come as HTTP 401/403, or as a SOAP fault ter:NotAuthorized under 400/500 (WS-Security-only
+        # firmware). A 400/500 that is no such fault is a protocol error, not a password problem.
+        if answer.status in (401, 403) or (
+            answer.status in (400, 500) and root is not None and soap.is_not_authorized(root)
         ):
             refused.append(f"{method}: HTTP {answer.status}")
             continue
@@ -168,6 +179,14 @@ async def _call(
         raise DeviceProtocolError(camera_id, f"{operation}: HTTP {answer.status} {reason or ''}".strip())
     memo.method = None
     raise AuthFailed(camera_id, f"{operation}: credentials refused ({'; '.join(refused)})")
+
+
+def _memo(memo: AuthMemo | None, method: str | None) -> AuthMemo:
+    if memo is not None:
+        return memo
+    if method is not None and method not in AUTH_METHODS:
+        raise ValueError(f"unknown ONVIF authentication method {method!r} (expected one of {AUTH_METHODS})")
+    return AuthMemo(method=method)
 
 
 def _try_parse(body: bytes) -> ET.Element | None:
@@ -189,22 +208,21 @@ async def _digest_post(
     memo: AuthMemo,
 ) -> _Answer:
     path = urlsplit(url).path or "/"
-    if memo.challenge is not None:
+    kept = memo.challenge
+    if kept is not None:
         # Reuse the last nonce with the next nonce count: one request instead of two on a warm round.
         memo.nc += 1
-        header = authorization(
-            memo.challenge, method="POST", uri=path, username=username, password=password, nc=memo.nc
-        )
+        header = authorization(kept, method="POST", uri=path, username=username, password=password, nc=memo.nc)
         answer = await _post(session, camera_id, url, body, operation, timeout, {"Authorization": header})
-        if answer.status != 401:
-            return answer
     else:
         answer = await _post(session, camera_id, url, body, operation, timeout)
-        if answer.status != 401:
-            return answer
-    challenge = parse_challenge(answer.headers.get("www-authenticate", ""))
+    if answer.status != 401:
+        return answer
+    challenge = parse_challenge(answer.challenge)
     if challenge is None:
         return answer
+    if kept is not None and challenge.nonce == kept.nonce and not challenge.stale:
+        return answer  # the same nonce refused again: the password is wrong, asking twice will not help
     memo.challenge, memo.nc = challenge, 1
     header = authorization(challenge, method="POST", uri=path, username=username, password=password, nc=1)
     return await _post(session, camera_id, url, body, operation, timeout, {"Authorization": header})
@@ -219,9 +237,15 @@ async def check_auth(
     timeout: float,
     skew_s: float = 0.0,
     memo: AuthMemo | None = None,
+    *,
+    prefer: str | None = None,
 ) -> AuthResult:
-    """Prove the credentials with GetDeviceInformation; AuthFailed only when every method was refused."""
-    memo = memo if memo is not None else AuthMemo()
+    """Prove the credentials with GetDeviceInformation; AuthFailed only when every method was refused.
+
+    Keep one `memo` per camera across rounds: the method that worked (and its digest nonce) is tried first, so a
+    warm round is one request. `prefer` seeds a fresh memo with a method known from elsewhere ("wsse"/"digest").
+    """
+    memo = _memo(memo, prefer)
     root = await _call(
         session,
         camera_id,
@@ -234,12 +258,13 @@ async def check_auth(
         skew_s,
         memo,
     )
+    found = soap.texts(root, _DEVICE_INFO)
     info = DeviceInfo(
-        manufacturer=soap.text(root, "Manufacturer"),
-        model=soap.text(root, "Model"),
-        firmware=soap.text(root, "FirmwareVersion"),
-        serial=soap.text(root, "SerialNumber"),
-        hardware=soap.text(root, "HardwareId"),
+        manufacturer=found.get("Manufacturer"),
+        model=found.get("Model"),
+        firmware=found.get("FirmwareVersion"),
+        serial=found.get("SerialNumber"),
+        hardware=found.get("HardwareId"),
     )
     return AuthResult(memo.method or "wsse", info)
 
@@ -253,9 +278,15 @@ async def discover_media(
     timeout: float,
     skew_s: float = 0.0,
     memo: AuthMemo | None = None,
+    *,
+    auth_method: str | None = None,
 ) -> MediaInfo:
-    """Profiles, stream URI and snapshot URI of the main profile (on first contact, after reboots, now and then)."""
-    memo = memo if memo is not None else AuthMemo()
+    """Profiles, stream URI and snapshot URI of the main profile (on first contact, after reboots, now and then).
+
+    GetCapabilities gives the media service's address, GetProfiles the profiles; the first profile is the main
+    stream on every camera seen so far, so its stream and snapshot URIs are the ones asked for.
+    """
+    memo = _memo(memo, auth_method)
 
     async def call(target: str, operation: str, body: str) -> ET.Element:
         return await _call(session, camera_id, target, operation, body, username, password, timeout, skew_s, memo)

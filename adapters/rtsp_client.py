@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import time
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -16,20 +17,31 @@ from adapters.digest import authorization, parse_challenge
 from adapters.sdp import parse_sdp
 from gateway.errors import AuthFailed, DeviceProtocolError, DeviceTimeout, DeviceUnreachable
 
+logger = logging.getLogger(__name__)
+
 USER_AGENT = "huxiao-gateway"
+# RFC 2326 section 3.2 (rtsp) and the IANA registration of rtsps.
+DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322}
 # An RTSP answer head is a few hundred bytes and an SDP a few kilobytes; refuse more, it is not a camera.
 MAX_HEAD_BYTES = 16 * 1024
 MAX_BODY_BYTES = 64 * 1024
+# A 503 from a camera at its client limit or restarting its encoder: ask once more after this pause.
 BUSY_RETRY_S = 0.2
+# The socket is closed after every probe; a peer that never finishes the TCP goodbye is not waited for longer.
+CLOSE_WAIT_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
 class StreamInfo:
+    """What the camera's DESCRIBE says of its video; `rtt_ms` covers connect, OPTIONS and DESCRIBE."""
+
     ok: bool
     codec: str | None
     width: int | None
     height: int | None
     rtt_ms: float
+    framerate: float | None = None
+    server: str | None = None  # the Server header: tells the vendor/firmware at commissioning
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +124,7 @@ def _auth_header(reply: _Reply, method: str, uri: str, username: str, password: 
 async def _closed(writer: asyncio.StreamWriter) -> None:
     """Wait briefly for the socket to close; a camera that will not finish the TCP goodbye costs us nothing."""
     try:
-        async with asyncio.timeout(1.0):
+        async with asyncio.timeout(CLOSE_WAIT_S):
             await writer.wait_closed()
     except (TimeoutError, OSError):
         pass
@@ -122,9 +134,13 @@ async def probe_stream(
     camera_id: str, uri: str, username: str | None, password: str | None, timeout: float
 ) -> StreamInfo:
     """OPTIONS + DESCRIBE the stream; codec and size from its SDP. Raises a DeviceError naming the camera."""
-    clean, username, password = split_credentials(uri, username, password)
-    parts = urlsplit(clean)
-    if parts.scheme not in ("rtsp", "rtsps") or not parts.hostname:
+    try:
+        clean, username, password = split_credentials(uri, username, password)
+        parts = urlsplit(clean)
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme, 0)
+    except ValueError:  # a port that is not a number, an unbalanced IPv6 bracket
+        raise DeviceProtocolError(camera_id, "stream URI is malformed") from None
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
         raise DeviceProtocolError(camera_id, "stream URI is not an rtsp:// URL")
     started = time.perf_counter()
     writer: asyncio.StreamWriter | None = None
@@ -132,7 +148,7 @@ async def probe_stream(
         async with asyncio.timeout(timeout):
             try:
                 reader, writer = await asyncio.open_connection(
-                    parts.hostname, parts.port or 554, limit=MAX_HEAD_BYTES, ssl=parts.scheme == "rtsps"
+                    parts.hostname, port, limit=MAX_HEAD_BYTES, ssl=parts.scheme == "rtsps"
                 )
             except OSError as exc:
                 raise DeviceUnreachable(camera_id, f"RTSP connect failed: {exc.strerror or exc}") from None
@@ -144,7 +160,8 @@ async def probe_stream(
             if reply.status == 401 or options.status == 401:
                 if not username:
                     raise AuthFailed(camera_id, "RTSP stream wants credentials and none are configured")
-                header = _auth_header(reply, "DESCRIBE", clean, username, password or "")
+                challenge = reply if reply.status == 401 else options
+                header = _auth_header(challenge, "DESCRIBE", clean, username, password or "")
                 if header is None:
                     raise AuthFailed(camera_id, "RTSP stream wants an authentication we do not speak")
                 credentials = {"Authorization": header}
@@ -158,6 +175,8 @@ async def probe_stream(
                 reply = await session.request("DESCRIBE", clean, {**describe_headers, **credentials})
             if reply.status != 200:
                 raise DeviceProtocolError(camera_id, f"RTSP DESCRIBE answered {reply.status}")
+            # Measured before the goodbye: closing the socket is our cost, not the camera's answer time.
+            rtt_ms = (time.perf_counter() - started) * 1000
     except TimeoutError:
         raise DeviceTimeout(camera_id, f"RTSP: no answer within {timeout:g} s") from None
     except (ConnectionError, OSError) as exc:
@@ -166,8 +185,9 @@ async def probe_stream(
         if writer is not None:
             writer.close()
             await _closed(writer)
-    rtt_ms = (time.perf_counter() - started) * 1000
     video = next((m for m in parse_sdp(reply.body.decode("utf-8", "replace")) if m.kind == "video"), None)
     if video is None:
         raise DeviceProtocolError(camera_id, "RTSP stream has no video in its SDP")
-    return StreamInfo(True, video.codec, video.width, video.height, rtt_ms)
+    server = reply.header("server") or options.header("server") or None
+    logger.debug("%s: RTSP %s %sx%s in %.1f ms", camera_id, video.codec, video.width, video.height, rtt_ms)
+    return StreamInfo(True, video.codec, video.width, video.height, rtt_ms, video.framerate, server)

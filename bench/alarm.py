@@ -170,6 +170,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--buttons", type=int, default=10)
     parser.add_argument("--quick", action="store_true", help="100 singles and a 3 s burst")
+    parser.add_argument("--profile", type=Path, help="write a cProfile of the gateway's event-loop thread here")
     args = parser.parse_args()
     if args.quick:
         args.singles, args.seconds = 100, 3.0
@@ -190,8 +191,9 @@ def main() -> None:
     }
     (work / "school.yaml").write_text(json.dumps(config), encoding="utf-8")
     log = (work / "gateway.log").open("wb")
+    profile = ["-m", "cProfile", "-o", str(args.profile.resolve())] if args.profile else []
     gateway = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "--log-level", "WARNING", "run", "-c", str(work / "school.yaml")],
+        [sys.executable, *profile, "-m", "gateway", "--log-level", "WARNING", "run", "-c", str(work / "school.yaml")],
         cwd=REPO,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -26,6 +26,10 @@ logger = logging.getLogger(__name__)
 ALARM_TYPES = tuple(EVENT_TYPES.values())
 
 
+# A delivery mark: (state, attempts, delivered_at or next_attempt_at, last error, upstream, event seq).
+_Mark = tuple[str, int, float, str | None, str, int]
+
+
 @dataclass(frozen=True, slots=True)
 class NewEvent:
     event_id: str
@@ -50,7 +54,7 @@ class Outbox:
         self._books_lock = threading.Lock()
         # Delivery marks wait here for the next commit or flush, so the event loop never waits on the disk (or on
         # the writer's lock while it fsyncs an alarm) just to record that a platform said 200.
-        self._marks: list[tuple[str, int, float, str | None, str, int]] = []
+        self._marks: list[_Mark] = []
         self._marks_lock = threading.Lock()
 
     def close(self) -> None:
@@ -84,9 +88,10 @@ class Outbox:
         out: list[OutboxEvent | None] = []
         with self._write_lock:
             conn = self._writer
+            marks = self._take_marks()  # written in the same transaction: the alarm's fsync covers them too
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                self._write_marks(conn)  # the alarm's fsync covers the bookkeeping too
+                self._write_marks(conn, marks)
                 for item in new:
                     cursor = conn.execute(
                         "INSERT OR IGNORE INTO events (id, type, button_id, button_event_id, created_at, body) "
@@ -112,6 +117,7 @@ class Outbox:
             except sqlite3.Error as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
+                self._restore_marks(marks)
                 raise StorageError(f"cannot store {len(new)} events: {exc}") from exc
         return out
 
@@ -146,20 +152,30 @@ class Outbox:
             return 0
         with self._write_lock:
             conn = self._writer
+            marks = self._take_marks()
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                count = self._write_marks(conn)
+                self._write_marks(conn, marks)
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
+                self._restore_marks(marks)
                 raise StorageError(f"cannot record deliveries: {exc}") from exc
-        return count
+        return len(marks)
 
-    def _write_marks(self, conn: sqlite3.Connection) -> int:
-        """Inside the caller's transaction. A mark lost in a crash only means one more send under the same id."""
+    def _take_marks(self) -> list[_Mark]:
         with self._marks_lock:
             marks, self._marks = self._marks, []
+        return marks
+
+    def _restore_marks(self, marks: list[_Mark]) -> None:
+        with self._marks_lock:
+            self._marks[:0] = marks
+
+    @staticmethod
+    def _write_marks(conn: sqlite3.Connection, marks: list[_Mark]) -> None:
+        """Inside the caller's transaction. A mark lost in a crash only means one more send under the same id."""
         delivered = [(a, at, u, seq) for state, a, at, _e, u, seq in marks if state == "delivered"]
         failed = [(a, at, e, u, seq) for state, a, at, e, u, seq in marks if state == "pending"]
         if failed:
@@ -174,7 +190,6 @@ class Outbox:
                 "WHERE upstream = ? AND event_seq = ?",
                 delivered,
             )
-        return len(marks)
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Pending and delivered events per upstream (`huxiao outbox`)."""

@@ -95,6 +95,7 @@ class Patrol:
         if runtime.stream_uri:
             source = "rtsp"
             grab = await grabber.grab(
+                camera.id,
                 with_credentials(runtime.stream_uri, camera.username, password),
                 open_timeout_s=self._config.open_timeout,
                 read_timeout_s=self._config.read_timeout,

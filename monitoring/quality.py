@@ -1,13 +1,18 @@
 """Picture-quality diagnosis for video patrol: pure functions over frames (BGR uint8 arrays), no I/O.
 
-Each check gives a score, its threshold and whether it fired; the verdict is the first check that fired in order
-of severity. Every threshold is named, with where it comes from, and can be overridden per camera (a corridor that
-is dark at night is not a fault): `Thresholds.with_overrides({"too_dark_mean": 20})`.
+Each check gives a score, its threshold and whether it fired; the verdict is the first check that fired in the
+order of `PRIORITY`. Every threshold is named, with where it comes from, and can be overridden per camera (a
+corridor that is dark at night is not a fault): `Thresholds.from_overrides({"too_dark_mean": 20})`.
+
+The checks run on a copy scaled down to `ANALYSIS_WIDTH`: they need the structure of the picture, not its detail,
+and a diagnosis then costs a few milliseconds whatever the camera's resolution.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
+from functools import cache
 from typing import Any
 
 import cv2
@@ -17,8 +22,20 @@ from numpy.typing import NDArray
 Frame = NDArray[Any]  # BGR, uint8 by convention (OpenCV's stubs type its results loosely)
 
 VERDICTS = ("ok", "no_signal", "black", "frozen", "blurred", "covered", "color_cast", "too_dark", "too_bright")
-# Frames are analysed at this width: the checks need structure, not detail, and a 320 px frame costs ~2 ms.
+# When several checks fire, the verdict names the one that explains the others: a black picture is also too dark
+# and has no edges; a saturated white one is also flat, and unchanging (clipped pixels carry no sensor noise); a
+# covered lens is also blurred; any fault can come with a dull colour balance.
+PRIORITY = ("black", "too_bright", "covered", "frozen", "too_dark", "blurred", "color_cast")
 ANALYSIS_WIDTH = 320
+# Blocks the sharpness is measured in (rows, columns of the analysis frame): the median over blocks ignores the
+# camera's burnt-in clock and logo, which stay sharp on a blurred picture.
+BLUR_GRID = (6, 10)
+# A block counts towards sharpness only if its coarse detail (the 2-4 px band) has a standard deviation of at
+# least 2 grey levels: sky, walls and shadows say nothing about focus.
+BLUR_BLOCK_MIN_ENERGY = 4.0
+BLUR_MIN_BLOCKS = 3
+# Lightness (Lab L, 0-255) between which a pixel shows a colour at all: shadows and blown highlights are grey.
+CAST_LIT_RANGE = (0.2 * 255, 0.97 * 255)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,31 +43,51 @@ class Thresholds:
     # ffmpeg blackdetect: a pixel is black below 10% of full scale (pix_th 0.10), a picture when 98% are (pic_th).
     black_pixel: float = 0.10 * 255
     black_fraction: float = 0.98
-    # Covered lens (industry video-diagnosis practice): almost no edges (Canny edge density < 1%) and a flat grey
-    # level (standard deviation < 10) — a hand, tape, a cloth or spray paint over the lens.
+    # Covered lens (video-quality diagnosis tools): almost no edges (Canny edge density < 1%) and a flat grey
+    # level (standard deviation < 10): a hand, tape, a cloth or spray paint over the lens. The spread is taken
+    # with the brightest and darkest 2% of pixels clipped, so the camera's own clock text, drawn after the lens,
+    # does not make a covered picture look varied.
     covered_edge_density: float = 0.01
     covered_grey_std: float = 10.0
-    # Frozen: two frames seconds apart where (almost) no pixel changed by more than 2 grey levels. A live sensor's
-    # noise alone changes far more pixels than this 0.1%, even in a still scene; a hung encoder changes none.
-    frozen_changed_fraction: float = 0.001
-    frozen_pixel_delta: float = 2.0
-    # Mean brightness (Rec. 601 luma) below which a picture is too dark to see a face, above which washed out.
+    # Frozen: two frames seconds apart that are (nearly) the same picture. A hung encoder or a stopped recorder
+    # repeats its last picture bit for bit; a live sensor's noise changes most pixels by a grey level or more in
+    # a still scene, and someone walking through changes a few percent. Changes of one grey level are ignored
+    # (rounding when a stream is rescaled); up to 0.5% of pixels may change, because a recorder draws its live
+    # clock over a picture that stopped (that clock changes 0.1-0.3% of a 320 px frame).
+    frozen_pixel_delta: float = 1.0
+    frozen_changed_fraction: float = 0.005
+    # Mean luma (Rec. 601, 0-255) below which a picture is too dark to recognise a face; the mid-grey a camera's
+    # auto-exposure aims at is about 118, so 45 is some 1.4 stops under. Dark corridors at night override it.
     too_dark_mean: float = 45.0
-    too_bright_mean: float = 215.0
-    # Or, for too bright: more than 40% of the pixels clipped at white.
-    clipped_fraction: float = 0.40
-    # Blur: variance of the Laplacian at the analysis width, divided by the grey variance so that exposure does
-    # not count (a dark corridor is not a blurred one). Sharp scenes score 0.07 and up (a slightly soft lens
-    # included), a picture out of focus or behind a smeared window below 0.02.
-    blur_sharpness: float = 0.045
-    # Colour cast (the Lab equivalent-circle method used by video-diagnosis tools): cast factor K = D / M, where D
-    # is the distance of the mean (a, b) from neutral (OpenCV's 8-bit Lab) and M the spread around it. The
-    # textbook K > 1.5 flags warm but normal scenes (a ginger cat on a wooden floor: K 2.8, D 23); a tint that
-    # staff call a fault measured K > 3.7 and D > 34 in our corpus, so both must be high.
-    cast_factor: float = 3.0
-    cast_min_distance: float = 30.0
+    # Over-exposed: a mean above 200 (about 0.8 stop over mid-grey, a washed-out picture), or more than a quarter
+    # of the picture clipped at white (sun on the lens, a failed iris).
+    too_bright_mean: float = 200.0
+    clipped_level: float = 250.0
+    clipped_fraction: float = 0.25
+    # Blur: the energy of the finest detail (the 0-1 px band) over that of coarse detail (the 2-4 px band), taken
+    # along four directions (so a shake along one is seen) in blocks, the median block, the weakest direction. It
+    # is a ratio, so exposure and contrast do not count (a dark or low-contrast scene is not a blurred one). At
+    # 320 px sharp pictures measure 0.18 and up (a slightly soft lens and JPEG included), pictures out of focus by
+    # 1.5 px or more, or shaken over 7 px, below 0.09.
+    blur_sharpness: float = 0.12
+    # Colour cast (the Lab equivalent-circle method of video-diagnosis tools): cast factor K = D / M, D the
+    # distance of the mean (a, b) from neutral, M the mean spread around it (OpenCV 8-bit Lab units), taken over
+    # the lit pixels only (shadows and blown highlights are grey whatever the cast); the textbook threshold is
+    # K > 1.5. Alone it flags pictures that are merely colourful in one hue, so a cast also needs D > 10 (a
+    # difference anyone sees on a grey surface) and no neutral surface left: under a real cast not even a white or
+    # grey wall, road or shirt stays grey (chroma < 8) in more than 2% of the lit picture. A view filled by one
+    # warm subject (a brown door, a red running track) has no grey either: give that camera its own threshold.
+    cast_factor: float = 1.5
+    cast_min_distance: float = 10.0
+    cast_neutral_chroma: float = 8.0
+    cast_max_neutral_fraction: float = 0.02
 
-    def with_overrides(self, overrides: dict[str, float]) -> Thresholds:
+    @classmethod
+    def from_overrides(cls, overrides: Mapping[str, float]) -> Thresholds:
+        """The defaults with a camera's overrides (its `quality:` config); unknown names are errors."""
+        return cls().with_overrides(overrides)
+
+    def with_overrides(self, overrides: Mapping[str, float]) -> Thresholds:
         known = {f.name for f in fields(self)}
         unknown = set(overrides) - known
         if unknown:
@@ -77,25 +114,122 @@ class Diagnosis:
     def as_json(self) -> dict[str, Any]:
         return {"verdict": self.verdict, "checks": [c.as_json() for c in self.checks]}
 
+    def check(self, name: str) -> Check | None:
+        return next((c for c in self.checks if c.name == name), None)
 
-def analysis_grey(frame: Frame) -> tuple[Frame, Frame]:
-    """The frame at analysis width, in colour and in grey."""
+
+def analysis_frames(frame: Frame) -> tuple[Frame, Frame]:
+    """The frame at analysis width, in colour (BGR) and in grey."""
+    if frame.ndim == 2:
+        frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
     height, width = frame.shape[:2]
     if width > ANALYSIS_WIDTH:
         size = (ANALYSIS_WIDTH, max(1, round(height * ANALYSIS_WIDTH / width)))
         frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-    if frame.ndim == 2:
-        frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
     return frame, cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
 
 
-def _cast(small: Frame) -> tuple[float, float]:
-    lab = cv2.cvtColor(small, cv2.COLOR_BGR2LAB).astype(np.float32)
-    a, b = lab[..., 1] - 128.0, lab[..., 2] - 128.0
+# --- the measurements, each a pure function of the analysis frames ---
+
+
+def black_fraction(grey: Frame, pixel_threshold: float) -> float:
+    return float((grey < pixel_threshold).mean())
+
+
+def robust_std(grey: Frame) -> float:
+    """The grey level's standard deviation with the brightest and darkest 2% clipped (burnt-in text, a logo)."""
+    low, high = np.percentile(grey, (2, 98))
+    return float(np.clip(grey, low, high).std())
+
+
+def edge_density(grey: Frame) -> float:
+    # Edge thresholds follow the picture's own level (the usual automatic Canny), so a dark but sharp scene still
+    # has edges and only a featureless one (a covered lens) has none.
+    median = float(np.median(grey))
+    edges = cv2.Canny(grey, max(10.0, 0.66 * median), max(20.0, 1.33 * median))
+    return float(np.count_nonzero(edges)) / edges.size
+
+
+def changed_fraction(grey: Frame, previous_grey: Frame, pixel_delta: float) -> float:
+    return float((cv2.absdiff(grey, previous_grey) > pixel_delta).mean())
+
+
+@cache
+def _directional_kernel(sigma: float, direction: int) -> NDArray[np.float32]:
+    """A 1-D Gaussian along 0°, 90° (its taps) or along 45°, 135° (a square kernel with the taps on a diagonal)."""
+    step = 1.0 if direction < 2 else float(np.sqrt(2.0))  # diagonal neighbours are √2 apart
+    radius = max(1, int(np.ceil(3 * sigma / step)))
+    x = np.arange(-radius, radius + 1, dtype=np.float32) * step
+    taps = np.asarray(np.exp(-(x**2) / (2 * sigma**2)), np.float32)
+    taps /= taps.sum()
+    if direction < 2:
+        return taps
+    square = np.diag(taps) if direction == 2 else np.fliplr(np.diag(taps))
+    return np.ascontiguousarray(square, dtype=np.float32)
+
+
+def _smooth(grey: NDArray[np.float32], sigma: float, direction: int) -> NDArray[np.float32]:
+    kernel = _directional_kernel(sigma, direction)
+    one = np.ones(1, np.float32)
+    if direction == 0:
+        return np.asarray(cv2.sepFilter2D(grey, -1, kernel, one), np.float32)
+    if direction == 1:
+        return np.asarray(cv2.sepFilter2D(grey, -1, one, kernel), np.float32)
+    return np.asarray(cv2.filter2D(grey, -1, kernel), np.float32)
+
+
+def _block_means(values: NDArray[np.float32]) -> NDArray[np.float32]:
+    rows, cols = BLUR_GRID
+    height, width = values.shape
+    bh, bw = height // rows, width // cols
+    if bh == 0 or bw == 0:
+        return np.asarray([values.mean()], np.float32)
+    trimmed = values[: bh * rows, : bw * cols]
+    return np.asarray(trimmed.reshape(rows, bh, cols, bw).mean(axis=(1, 3)).ravel(), np.float32)
+
+
+def sharpness(grey: Frame) -> float:
+    """Fine over coarse detail energy (see `Thresholds.blur_sharpness`); higher is sharper."""
+    image = grey.astype(np.float32)
+    per_direction = []
+    for direction in range(4):
+        fine = image - _smooth(image, 1.0, direction)
+        sigma2 = _smooth(image, 2.0, direction)
+        # Sigma 4 as sigma 2 three more times (Gaussians compose: 2² x 4 = 4²): a diagonal kernel that wide
+        # would cost a Fourier transform, four small ones cost a tenth of that.
+        sigma4 = sigma2
+        for _ in range(3):
+            sigma4 = _smooth(sigma4, 2.0, direction)
+        coarse = sigma2 - sigma4
+        fine_energy = _block_means(fine * fine)
+        coarse_energy = _block_means(coarse * coarse)
+        structured = coarse_energy >= BLUR_BLOCK_MIN_ENERGY
+        if np.count_nonzero(structured) < BLUR_MIN_BLOCKS:
+            # Nothing in the picture shows whether it is in focus: not blurred for all we can tell (a flat
+            # picture is the covered check's business).
+            structured = coarse_energy > 0
+            if not structured.any():
+                return 1.0
+        per_direction.append(float(np.median(fine_energy[structured] / coarse_energy[structured])))
+    return min(per_direction)
+
+
+def color_cast(small: Frame, neutral_chroma: float) -> tuple[float, float, float]:
+    """(cast factor K, distance D of the mean chroma from neutral, fraction of neutral pixels), over lit pixels."""
+    lab = cv2.cvtColor(small, cv2.COLOR_BGR2LAB)
+    lit = (lab[..., 0] > CAST_LIT_RANGE[0]) & (lab[..., 0] < CAST_LIT_RANGE[1])
+    if np.count_nonzero(lit) < lit.size * 0.05:
+        return 0.0, 0.0, 1.0  # hardly anything lit (black, dark or blown out): no colour to judge
+    a = lab[..., 1][lit].astype(np.float32) - 128.0
+    b = lab[..., 2][lit].astype(np.float32) - 128.0
     da, db = float(a.mean()), float(b.mean())
     distance = float(np.hypot(da, db))
     spread = float(np.hypot(np.abs(a - da).mean(), np.abs(b - db).mean()))
-    return distance / max(spread, 1e-6), distance
+    neutral = float((np.hypot(a, b) < neutral_chroma).mean())
+    return distance / max(spread, 1e-6), distance, neutral
+
+
+# --- the verdict ---
 
 
 def diagnose(frame: Frame | None, previous: Frame | None = None, thresholds: Thresholds | None = None) -> Diagnosis:
@@ -103,48 +237,45 @@ def diagnose(frame: Frame | None, previous: Frame | None = None, thresholds: Thr
     t = thresholds or Thresholds()
     if frame is None or frame.size == 0:
         return Diagnosis("no_signal", (Check("signal", 0.0, 1.0, True),))
-    small, grey = analysis_grey(frame)
+    small, grey = analysis_frames(frame)
     mean = float(grey.mean())
-    std = float(grey.std())
-    black_fraction = float((grey < t.black_pixel).mean())
-    # Edge thresholds follow the picture's own level (the usual automatic Canny), so a dark but sharp scene still
-    # has edges and only a featureless one (a covered lens) has none.
-    median = float(np.median(grey))
-    edges = cv2.Canny(grey, max(10.0, 0.66 * median), max(20.0, 1.33 * median))
-    edge_density = float((edges > 0).mean())
-    sharpness = float(cv2.Laplacian(grey, cv2.CV_64F).var()) / max(std, 1.0) ** 2
-    clipped = float((grey >= 250).mean())
-    cast, cast_distance = _cast(small)
-    too_bright = Check("too_bright", mean, t.too_bright_mean, mean > t.too_bright_mean or clipped > t.clipped_fraction)
-    checks = [
-        Check("black", black_fraction, t.black_fraction, black_fraction >= t.black_fraction),
-        too_bright,  # before `covered`: a washed-out picture is also flat, but its cause is the light
-        Check(
-            "covered",
-            edge_density,
-            t.covered_edge_density,
-            edge_density < t.covered_edge_density and std < t.covered_grey_std,
+    spread = robust_std(grey)
+    black = black_fraction(grey, t.black_pixel)
+    clipped = float((grey >= t.clipped_level).mean())
+    edges = edge_density(grey)
+    cast, cast_distance, neutral = color_cast(small, t.cast_neutral_chroma)
+    checks = {
+        "black": Check("black", black, t.black_fraction, black >= t.black_fraction),
+        "too_bright": Check(
+            "too_bright", mean, t.too_bright_mean, mean > t.too_bright_mean or clipped > t.clipped_fraction
         ),
-    ]
-    if previous is not None and previous.shape == frame.shape:
-        _, previous_grey = analysis_grey(previous)
-        delta = cv2.absdiff(grey, previous_grey)
-        changed = float((delta > t.frozen_pixel_delta).mean())
-        checks.append(Check("frozen", changed, t.frozen_changed_fraction, changed < t.frozen_changed_fraction))
-    checks += [
-        Check("too_dark", mean, t.too_dark_mean, mean < t.too_dark_mean),
-        Check("blurred", sharpness, t.blur_sharpness, sharpness < t.blur_sharpness),
-        Check("color_cast", cast, t.cast_factor, cast > t.cast_factor and cast_distance > t.cast_min_distance),
-    ]
-    # Severity order: what hides the picture entirely first, then what spoils it.
-    verdict = next((c.name for c in checks if c.failed), "ok")
-    return Diagnosis(verdict, tuple(checks))
+        "covered": Check(
+            "covered", edges, t.covered_edge_density, edges < t.covered_edge_density and spread < t.covered_grey_std
+        ),
+        "too_dark": Check("too_dark", mean, t.too_dark_mean, mean < t.too_dark_mean),
+        "color_cast": Check(
+            "color_cast",
+            cast,
+            t.cast_factor,
+            cast > t.cast_factor and cast_distance > t.cast_min_distance and neutral < t.cast_max_neutral_fraction,
+        ),
+    }
+    sharp = sharpness(grey)
+    checks["blurred"] = Check("blurred", sharp, t.blur_sharpness, sharp < t.blur_sharpness)
+    if previous is not None and previous.size and previous.shape[:2] == frame.shape[:2]:
+        _, previous_grey = analysis_frames(previous)
+        changed = changed_fraction(grey, previous_grey, t.frozen_pixel_delta)
+        checks["frozen"] = Check("frozen", changed, t.frozen_changed_fraction, changed < t.frozen_changed_fraction)
+    ordered = tuple(checks[name] for name in PRIORITY if name in checks)
+    verdict = next((c.name for c in ordered if c.failed), "ok")
+    return Diagnosis(verdict, ordered)
 
 
 def make_thumbnail(frame: Frame, width: int = 320, quality: int = 75) -> bytes:
     """A small JPEG for the status page and the patrol report."""
     height = max(1, round(frame.shape[0] * width / frame.shape[1]))
-    small = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+    interpolation = cv2.INTER_AREA if width < frame.shape[1] else cv2.INTER_LINEAR
+    small = cv2.resize(frame, (width, height), interpolation=interpolation)
     ok, encoded = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise ValueError("could not encode the thumbnail")

@@ -31,10 +31,9 @@ from typing import Literal
 import cv2
 import numpy as np
 from aiohttp import web
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring
 
 from adapters.digest import parse_authorization, verify_authorization
+from adapters.onvif_soap import XML_ERRORS, safe_fromstring, texts
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +96,7 @@ class SimulatedCamera:
     wrong_password: bool = False  # someone changed the password on the camera: the configured one is refused
     boot: int = 1
     requests: int = 0
-    site: web.TCPSite | None = field(default=None, repr=False)
+    site: web.BaseSite | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -141,13 +140,18 @@ class CameraFarm:
         self._password = password
         self.cameras: list[SimulatedCamera] = []
         self._by_port: dict[int, SimulatedCamera] = {}
+        self._by_id: dict[str, SimulatedCamera] = {}
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._jpegs: dict[str, bytes] = {}
         self._nonce_seed = os.urandom(8).hex()
 
     def camera(self, camera_id: str) -> SimulatedCamera:
-        return next(c for c in self.cameras if c.id == camera_id)
+        return self._by_id[camera_id]
+
+    @property
+    def urls(self) -> list[str]:
+        return [camera.url for camera in self.cameras]
 
     async def __aenter__(self) -> CameraFarm:
         _raise_file_limit()
@@ -166,14 +170,31 @@ class CameraFarm:
             await self._runner.cleanup()
 
     async def add_camera(self, camera_id: str, *, port: int = 0, **fields: object) -> SimulatedCamera:
-        port = port or _free_port()
+        """One more camera on `port` (0: a free port, bound at once so no other process can take it first)."""
+        assert self._runner is not None
+        listening: socket.socket | None = None
+        if not port:
+            listening = socket.socket()
+            # As TCPSite(reuse_address=True) does: without it the connections this socket accepted (and their
+            # TIME_WAIT) would keep the port from being opened again after `down` or a reboot.
+            listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listening.bind(("127.0.0.1", 0))
+            port = int(listening.getsockname()[1])
         rtsp = f"{self._rtsp_base}/{camera_id}" if self._rtsp_base else None
         camera = SimulatedCamera(camera_id, port, password=self._password, rtsp_uri=rtsp)
         for name, value in fields.items():
+            if not hasattr(camera, name):
+                raise TypeError(f"SimulatedCamera has no field {name!r}")
             setattr(camera, name, value)
         self.cameras.append(camera)
+        self._by_id[camera_id] = camera
         self._by_port[port] = camera
-        await self.set_down(camera, False)
+        if listening is None:
+            await self.set_down(camera, False)
+        else:
+            site = web.SockSite(self._runner, listening)
+            await site.start()
+            camera.site = site
         return camera
 
     async def set_down(self, camera: SimulatedCamera, down: bool) -> None:
@@ -230,8 +251,8 @@ class CameraFarm:
             return odd
         body = await request.read()
         try:
-            root = fromstring(body, forbid_dtd=True)
-        except (ET.ParseError, DefusedXmlException, ValueError):
+            root = safe_fromstring(body)
+        except XML_ERRORS:
             return _fault("InvalidArgVal", "request is not well-formed XML", 400)
         operation, element = _operation(root)
         if operation is None:
@@ -392,11 +413,16 @@ def _child_text(element: ET.Element, name: str) -> str | None:
     return None
 
 
+_TOKEN_PARTS = frozenset({"Username", "Password", "Nonce", "Created"})
+
+
 def _token_ok(camera: SimulatedCamera, root: ET.Element) -> bool:
-    username = _child_text(root, "Username")
-    digest = _child_text(root, "Password")
-    nonce = _child_text(root, "Nonce")
-    created = _child_text(root, "Created")
+    header = next((e for e in root if _local(e.tag) == "Header"), None)
+    if header is None:
+        return False
+    found = texts(header, _TOKEN_PARTS)
+    username, digest = found.get("Username"), found.get("Password")
+    nonce, created = found.get("Nonce"), found.get("Created")
     if not (username and digest and nonce and created) or username != camera.username:
         return False
     try:
@@ -427,12 +453,6 @@ def labelled_picture_jpeg(label: str, width: int = 640, height: int = 360) -> by
     ok, encoded = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 80])
     assert ok
     return bytes(encoded.tobytes())
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _raise_file_limit() -> None:

@@ -45,6 +45,9 @@ class _Responder(asyncio.DatagramProtocol):
         ids = [e.text for e in root.iter() if e.tag.endswith("}MessageID") and e.text]
         if not ids or not any(e.tag.endswith("}Probe") for e in root.iter()) or self.transport is None:
             return
+        types = " ".join(e.text or "" for e in root.iter() if e.tag.endswith("}Types"))
+        if types.strip() and "NetworkVideoTransmitter" not in types:
+            return  # WS-Discovery: answer only probes for a type we are (or for any type)
         self.probes += 1
         for camera in self.farm.cameras:  # each camera answers on its own, as real ones do
             if camera.down:

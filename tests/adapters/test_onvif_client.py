@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from adapters.onvif_client import AuthMemo, check_auth, discover_media, fetch_snapshot, probe
+from adapters.onvif_soap import parse
 from gateway.errors import AuthFailed, DeviceProtocolError, DeviceTimeout, DeviceUnreachable
-from simulators.onvif_camera import CameraFarm
+from simulators.onvif_camera import HOSTILE_XML, CameraFarm
 from tests.fixtures.onvif import farm, http
+from tests.fixtures.waiting import eventually
 
 __all__ = ["farm", "http"]
 PASSWORD = "admin123"
@@ -151,10 +155,138 @@ async def test_reboot_changes_profile_tokens_and_discovery_follows(
     camera = farm.cameras[3]
     first = await discover_media(http, camera.id, camera.url, "admin", PASSWORD, 2.0)
     rebooting = asyncio.create_task(farm.reboot(camera, 0.3))
-    await asyncio.sleep(0.05)
+    await eventually(lambda: camera.down, what="camera down for its reboot")
     with pytest.raises(DeviceUnreachable):
         await probe(http, camera.id, camera.url, 2.0)
     await rebooting
     second = await discover_media(http, camera.id, camera.url, "admin", PASSWORD, 2.0)
     assert first.profiles[0].token != second.profiles[0].token
     assert second.stream_uri == first.stream_uri
+
+
+async def test_slow_camera_past_the_timeout_is_a_timeout_naming_it(
+    farm: CameraFarm, http: aiohttp.ClientSession
+) -> None:
+    camera = farm.cameras[0]
+    camera.slow_s = 2.0
+    with pytest.raises(DeviceTimeout) as caught:
+        await probe(http, camera.id, camera.url, 0.3)
+    assert caught.value.device == camera.id
+
+
+async def test_hang_during_the_auth_call_is_a_timeout(farm: CameraFarm, http: aiohttp.ClientSession) -> None:
+    camera = farm.cameras[0]
+    skew = (await probe(http, camera.id, camera.url, 2.0)).clock_skew_s or 0.0
+    camera.hang = True
+    with pytest.raises(DeviceTimeout):
+        await check_auth(http, camera.id, camera.url, "admin", PASSWORD, 0.3, skew)
+
+
+async def test_hostile_xml_to_the_auth_call_is_a_protocol_error(farm: CameraFarm, http: aiohttp.ClientSession) -> None:
+    camera = farm.cameras[0]
+    camera.hostile_xml = True
+    with pytest.raises(DeviceProtocolError):
+        await check_auth(http, camera.id, camera.url, "admin", PASSWORD, 2.0)
+
+
+async def test_password_changed_on_the_camera_is_auth_failed_in_two_requests(
+    farm: CameraFarm, http: aiohttp.ClientSession
+) -> None:
+    camera = farm.cameras[0]
+    camera.wrong_password = True
+    before = camera.requests
+    with pytest.raises(AuthFailed):
+        await check_auth(http, camera.id, camera.url, "admin", PASSWORD, 2.0)
+    # The token, then digest with the nonce the camera's refusal of the token carried: no extra round trip.
+    assert camera.requests - before == 2
+
+
+async def test_digest_only_camera_costs_two_requests_cold_and_one_warm(
+    farm: CameraFarm, http: aiohttp.ClientSession
+) -> None:
+    camera = farm.cameras[0]
+    camera.auth_mode = "digest"
+    memo = AuthMemo()
+    before = camera.requests
+    assert (await check_auth(http, camera.id, camera.url, "admin", PASSWORD, 2.0, memo=memo)).method == "digest"
+    assert camera.requests - before == 2
+    before = camera.requests
+    await check_auth(http, camera.id, camera.url, "admin", PASSWORD, 2.0, memo=memo)
+    assert camera.requests - before == 1
+
+
+async def test_prefer_seeds_the_method_to_try_first(farm: CameraFarm, http: aiohttp.ClientSession) -> None:
+    camera = farm.cameras[0]
+    camera.auth_mode = "digest"
+    before = camera.requests
+    result = await check_auth(http, camera.id, camera.url, "admin", PASSWORD, 2.0, prefer="digest")
+    assert result.method == "digest"
+    assert camera.requests - before == 2  # the digest challenge, then the answer: no token tried first
+    with pytest.raises(ValueError, match="basic"):
+        await check_auth(http, camera.id, camera.url, "admin", PASSWORD, 2.0, prefer="basic")
+
+
+async def test_401_quirk_camera_still_passes_auth_with_unknown_skew(
+    farm: CameraFarm, http: aiohttp.ClientSession
+) -> None:
+    camera = farm.cameras[0]
+    camera.probe_needs_auth = True
+    result = await probe(http, camera.id, camera.url, 2.0)
+    assert result.clock_skew_s is None
+    auth = await check_auth(http, camera.id, camera.url, "admin", PASSWORD, 2.0, result.clock_skew_s or 0.0)
+    assert auth.device_info.hardware == camera.id
+
+
+async def test_reboot_invalidates_the_kept_digest_nonce_and_the_client_recovers(
+    farm: CameraFarm, http: aiohttp.ClientSession
+) -> None:
+    camera = farm.cameras[0]
+    camera.auth_mode = "digest"
+    memo = AuthMemo()
+    await check_auth(http, camera.id, camera.url, "admin", PASSWORD, 2.0, memo=memo)
+    await farm.reboot(camera, 0.0, new_stream_uri="rtsp://127.0.0.1:8554/after-update")
+    auth = await check_auth(http, camera.id, camera.url, "admin", PASSWORD, 2.0, memo=memo)
+    assert auth.method == "digest"
+    assert auth.device_info.firmware is not None
+    assert auth.device_info.firmware.endswith("build 2")
+    media = await discover_media(http, camera.id, camera.url, "admin", PASSWORD, 2.0, memo=memo)
+    assert media.stream_uri == "rtsp://127.0.0.1:8554/after-update"
+    assert media.profiles[0].token == camera.profile_token
+
+
+async def test_any_http_answer_to_the_probe_proves_reachability(http: aiohttp.ClientSession) -> None:
+    async def busy(request: web.Request) -> web.Response:
+        return web.Response(status=503, text="encoder restarting")
+
+    app = web.Application()
+    app.router.add_post("/onvif/device_service", busy)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    port = listening.getsockname()[1]
+    await web.SockSite(runner, listening).start()
+    try:
+        result = await probe(http, "busy", f"http://127.0.0.1:{port}/onvif/device_service", 2.0)
+    finally:
+        await runner.cleanup()
+    assert (result.camera_time, result.clock_skew_s) == (None, None)
+
+
+def test_parser_refuses_entities_in_any_encoding_and_reads_plain_answers() -> None:
+    plain = (
+        b'<?xml version="1.0" encoding="UTF-8"?><s:Envelope xmlns:s="urn:s"><s:Body>\xe6\xb5\xb7</s:Body></s:Envelope>'
+    )
+    assert (parse("cam", plain)[0].text or "") == "海"
+    with pytest.raises(DeviceProtocolError):
+        parse("cam", HOSTILE_XML)
+    # A DTD spelled in UTF-7 passes a byte check for "<!DOCTYPE": it must still not be expanded.
+    utf7 = (
+        b'<?xml version="1.0" encoding="UTF-7"?>+ADw-!DOCTYPE x +AFs-+ADw-!ENTITY a +ACI-boom+ACI-+AD4-+AF0-+AD4-'
+        b"+ADw-x+AD4-+ACY-a+ADs-+ADw-/x+AD4-"
+    )
+    with pytest.raises(DeviceProtocolError):
+        parse("cam", utf7)
+    external = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>'
+    with pytest.raises(DeviceProtocolError):
+        parse("cam", external)

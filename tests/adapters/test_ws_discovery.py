@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from adapters.ws_discovery import discover, parse_matches
+from adapters.ws_discovery import PROBE, discover, parse_matches
 from gateway.config import parse_config
 from simulators.onvif_camera import HOSTILE_XML, CameraFarm
 from simulators.ws_discovery_responder import start_responder
@@ -27,6 +27,36 @@ async def test_directed_probe_finds_every_camera_that_is_up() -> None:
     assert [c.xaddrs[0] for c in found] == sorted([farm.cameras[0].url, farm.cameras[2].url])
     assert {c.scope("name") for c in found} == {"cam-001", "cam-003"}
     assert found[0].scope("hardware") == "IPC-S1"
+    assert found[0].scope("location") == "country/china"
+    assert found[0].address.startswith("urn:uuid:")
+
+
+async def test_probe_for_another_device_type_gets_no_answer() -> None:
+    async with CameraFarm(2) as farm:
+        transport, port = await start_responder(farm)
+        try:
+            loop = asyncio.get_running_loop()
+            answers: asyncio.Queue[bytes] = asyncio.Queue()
+
+            class Listener(asyncio.DatagramProtocol):
+                def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+                    answers.put_nowait(data)
+
+            mine, _ = await loop.create_datagram_endpoint(Listener, local_addr=("127.0.0.1", 0))
+            try:
+                printer = PROBE.format(message_id="1").replace("dn:NetworkVideoTransmitter", "dn:Printer")
+                mine.sendto(printer.encode(), ("127.0.0.1", port))
+                mine.sendto(PROBE.format(message_id="2").encode(), ("127.0.0.1", port))
+                async with asyncio.timeout(5):
+                    first = await answers.get()  # the camera probe's answers; none came for the printer probe
+            finally:
+                mine.close()
+        finally:
+            transport.close()
+    assert parse_matches(first, "2")
+    assert answers.qsize() <= 1  # the second camera's answer, maybe; never one to message 1
+    while not answers.empty():
+        assert parse_matches(answers.get_nowait(), "1") == []
 
 
 def test_answers_to_other_probes_and_hostile_xml_are_ignored() -> None:
