@@ -173,17 +173,19 @@ async def _demo(workdir: Path, web_port: int, ready: asyncio.Event | None) -> No
         )
         config = parse_config(config_path.read_text(encoding="utf-8"), str(config_path))
 
+        buttons: list[SimulatedButton] = []
+        # Registered before the gateway, so run after it on the way out: the gateway stops first, and the buttons'
+        # goodbyes are not reported to the police as buttons going offline.
+        stack.callback(_disconnect_all, buttons)
         gateway = web.AppRunner(create_app(config), access_log=None)
         await gateway.setup()
         stack.push_async_callback(gateway.cleanup)
         await web.TCPSite(gateway, config.web.host, config.web.port).start()
 
-        buttons: list[SimulatedButton] = []
         if broker is not None:
             for bid, *_ in BUTTONS:
                 button = SimulatedButton(bid, broker.port, school_id=SCHOOL_ID)
                 await asyncio.to_thread(button.connect)
-                stack.callback(button.disconnect)
                 buttons.append(button)
             buttons[0].press("test")  # the monthly test, so the page has an alarm to show
 
@@ -207,6 +209,11 @@ async def _demo(workdir: Path, web_port: int, ready: asyncio.Event | None) -> No
             await asyncio.sleep(BUTTON_HEARTBEAT_S)
             for button in buttons:
                 button.heartbeat()
+
+
+def _disconnect_all(buttons: list[SimulatedButton]) -> None:
+    for button in buttons:
+        button.disconnect()
 
 
 def run_demo(workdir: Path, web_port: int) -> int:

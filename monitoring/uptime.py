@@ -14,6 +14,7 @@ Everything is one sweep over the transitions (oldest first), so 1,000 cameras ×
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -77,6 +78,8 @@ def tally_bins(transitions: Transitions, edges: Sequence[float], gateway_down: I
     """
     if len(edges) < 2:
         return []
+    if any(later < earlier for earlier, later in itertools.pairwise(edges)):
+        raise ValueError("bin edges must be in ascending order")
     bins = [[0.0, 0.0, 0.0] for _ in range(len(edges) - 1)]
     first, last = edges[0], edges[-1]
     down = merge_intervals(gateway_down)

@@ -75,7 +75,9 @@ class MosquittoBroker:
             lines.append("user root")
         conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
         log = (self.workdir / "mosquitto.log").open("ab")
-        self._proc = subprocess.Popen([self._binary, "-c", str(conf)], stdout=log, stderr=log)
+        # A session of its own: Ctrl-C in the demo's terminal reaches the demo, which stops the broker last, not the
+        # broker first (which would drop every button while the gateway still runs).
+        self._proc = subprocess.Popen([self._binary, "-c", str(conf)], stdout=log, stderr=log, start_new_session=True)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -112,7 +112,10 @@ class RtspServer:
         if self.auth_password:
             args += ["--auth-port", str(self.auth_port), "--user", self.auth_user, "--password", self.auth_password]
         with self._log.open("ab") if self._log else open(os.devnull, "wb") as stderr:
-            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr, env=_system_env())
+            # Own session: Ctrl-C reaches the demo, which stops this server itself, in order.
+            proc = subprocess.Popen(
+                args, stdout=subprocess.PIPE, stderr=stderr, env=_system_env(), start_new_session=True
+            )
         self._proc = proc
         ready = self._wait_ready(proc.stdout, timeout) if proc.stdout is not None else None
         if ready is None:

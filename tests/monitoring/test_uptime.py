@@ -141,6 +141,8 @@ def test_unsorted_history_and_merging() -> None:
     assert uptime([(NOW - 6 * H, "offline"), (NOW - 24 * H, "online")], NOW, 24 * H) == pytest.approx(0.75)
     assert merge_intervals([(5, 6), (1, 3), (2, 4), (7, 7)]) == [(1, 4), (5, 6)]
     assert tally_bins([(0.0, "online")], [10.0]) == []
+    with pytest.raises(ValueError, match="ascending"):
+        tally_bins([(0.0, "online")], [10.0, 5.0])
 
 
 def _naive(
