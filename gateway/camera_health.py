@@ -22,7 +22,7 @@ from adapters.onvif_client import AuthMemo, DeviceInfo, MediaInfo
 from adapters.rtsp_client import StreamInfo
 from gateway.config import CameraConfig, PollingConfig
 from gateway.errors import AuthFailed, DeviceError, DeviceProtocolError, DeviceTimeout
-from monitoring.camera_state import CameraState, MachineState, Observation, Policy, Transition, advance
+from monitoring.camera_state import CameraState, MachineState, Observation, Policy, Transition, advance, initial
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +108,7 @@ class CameraHealth:
         self.cameras: dict[str, CameraRuntime] = {}
         for camera in cameras:
             policy = policy_for(camera, polling)
-            state = CameraState.MAINTENANCE if camera.maintenance else CameraState.UNKNOWN
-            self.cameras[camera.id] = CameraRuntime(camera, policy, MachineState(state=state))
+            self.cameras[camera.id] = CameraRuntime(camera, policy, initial(camera.id, maintenance=camera.maintenance))
 
     def timeout_of(self, runtime: CameraRuntime) -> float:
         return runtime.config.timeout or self._polling.timeout

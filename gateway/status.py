@@ -119,6 +119,7 @@ class GatewayStatus:
                 guards=school.guards,
                 networking_rate=rate.rate,
                 target=self.config.targets.networking_rate,
+                # A camera in maintenance covers nothing: its area needs another working camera.
                 cameras=[
                     AreaCamera(
                         r.config.id,
@@ -126,7 +127,6 @@ class GatewayStatus:
                         is_networked(_reading(r)) and not any(x.startswith("picture:") for x in r.machine.reasons),
                     )
                     for r in runtimes
-                    if r.machine.state is not CameraState.MAINTENANCE
                 ],
                 buttons=buttons,
                 police_link_ok=link_ok,
