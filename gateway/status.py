@@ -141,7 +141,15 @@ class GatewayStatus:
             "target": self.config.targets.networking_rate,
             "compliant": compliant(criteria),
             "compliance": [{"criterion": c.criterion, "ok": c.ok, "reason": c.reason} for c in criteria],
-            "buttons": {"total": len(buttons), "online": sum(1 for b in buttons if b.online)},
+            "buttons": {
+                "total": len(buttons),
+                "online": sum(1 for b in buttons if b.online),
+                # Added to the contract for the page: each button with its state and last monthly test.
+                "items": [
+                    {"id": b.button_id, "name": b.name, "online": b.online, "last_test": b.last_test_at}
+                    for b in buttons
+                ],
+            },
             "upstreams": [
                 {"name": u["name"], "kind": u["kind"], "link": u["link"], "pending": u["pending"]} for u in upstreams
             ],

@@ -14,7 +14,7 @@ const WORDS = {
   target: ["目标", "target"], last_seen: ["最后在线", "last seen"], uptime: ["在线率", "uptime"],
   no_picture: ["暂无画面", "no picture yet"], buttons_online: ["按钮在线", "buttons online"],
   link_up: ["连通", "up"], link_down: ["中断", "down"], pending: ["待送", "pending"],
-  delivered: ["已送达", "delivered"], never: ["从未", "never"],
+  delivered: ["已送达", "delivered"], never: ["从未", "never"], last_test: ["上次测试", "last test"],
   panic: ["紧急报警", "panic"], test: ["测试", "test"], cancel: ["取消", "cancel"],
   // reasons
   timeout: ["超时", "timeout"], unreachable: ["无法连接", "unreachable"], protocol_error: ["应答异常", "bad answer"],
@@ -81,7 +81,10 @@ function renderSummary(s) {
       el("span", { class: "badge " + k }, t(k) + " " + s.cameras[k])),
   );
   document.getElementById("buttons").replaceChildren(
-    el("div", {}, t("buttons_online") + ": " + s.buttons.online + " / " + s.buttons.total));
+    el("div", {}, t("buttons_online") + ": " + s.buttons.online + " / " + s.buttons.total),
+    ...(s.buttons.items || []).map((b) => el("div", { class: "small" },
+      b.name + " ", el("span", { class: "badge " + (b.online ? "online" : "offline") }, t(b.online ? "online" : "offline")),
+      " " + t("last_test") + ": " + when(b.last_test))));
   document.getElementById("upstreams").replaceChildren(...s.upstreams.map((u) =>
     el("div", { class: u.link === "up" ? "good" : "bad" },
       u.name + " (" + u.kind + "): " + t(u.link === "up" ? "link_up" : "link_down") + ", " + t("pending") + " " + u.pending)));

@@ -114,8 +114,14 @@ async def test_api_answers_match_the_openapi_description(
                 alarms = await (await http.get(server.make_url("/api/alarms?limit=5"))).json()
                 assert alarms[0]["deliveries"][0]["upstream"] == "police"
                 summary = await (await http.get(server.make_url("/api/summary"))).json()
-                assert summary["buttons"] == {"total": 1, "online": 1}
+                buttons = summary["buttons"]
+                assert (buttons["total"], buttons["online"]) == (1, 1)
+                assert [(b["id"], b["online"], b["last_test"]) for b in buttons["items"]] == [("b1", True, None)]
                 assert summary["upstreams"][0]["name"] == "police"
+                button.press("test")  # the monthly test: the page shows when it last happened
+                await receiver.wait_for(1, kind="cn.huxiao.alarm.test")
+                summary = await (await http.get(server.make_url("/api/summary"))).json()
+                assert isinstance(summary["buttons"]["items"][0]["last_test"], float)
                 body = json.dumps([summary, alarms])
                 assert PLATFORM_SECRET not in body
                 assert "admin123" not in body
