@@ -76,6 +76,7 @@ def launch_line(pattern: str, codec: str = "h264") -> str:
     return f"( {template} ! {encode} )"
 
 
+VIEWER_ROLE = "viewer"
 KEPT: list[GstRtspServer.RTSPMedia] = []
 
 
@@ -94,9 +95,25 @@ def _keep_when_prepared(_factory: GstRtspServer.RTSPMediaFactory, media: GstRtsp
     media.connect("prepared", lambda prepared: GLib.idle_add(_keep, prepared))
 
 
+class PatternFactory(GstRtspServer.RTSPMediaFactory):  # type: ignore[misc]  # gi has no type stubs
+    """One pipeline per pattern, whatever the number of mounts showing it.
+
+    The default media key is the request URL, so each mount would get its own encoder: a 100-camera bench would
+    run 100 x264 instances on 2 cores. Keyed by the pattern instead, `cam-001=moving` ... `cam-100=moving` all
+    watch one shared pipeline, as many viewers of one camera do.
+    """
+
+    def __init__(self, spec: str) -> None:
+        super().__init__()
+        self.spec = spec
+
+    def do_gen_key(self, _url: GstRtsp.RTSPUrl) -> str:
+        return self.spec
+
+
 def make_factory(spec: str, role: str | None) -> GstRtspServer.RTSPMediaFactory:
     pattern, _, codec = spec.partition(":")
-    factory = GstRtspServer.RTSPMediaFactory()
+    factory = PatternFactory(spec)
     factory.set_launch(launch_line(pattern, codec or "h264"))
     # Shared: every client of a mount watches the same pipeline, as with a camera's one encoder.
     factory.set_shared(True)
@@ -105,6 +122,7 @@ def make_factory(spec: str, role: str | None) -> GstRtspServer.RTSPMediaFactory:
     factory.set_stop_on_disconnect(False)
     factory.connect("media-configure", _keep_when_prepared)
     if role is not None:
+        # Only clients holding the role may see the media; the server without auth never checks it.
         permissions = Gst.Structure.new_from_string(
             f"{role}, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
         )
@@ -112,7 +130,9 @@ def make_factory(spec: str, role: str | None) -> GstRtspServer.RTSPMediaFactory:
     return factory
 
 
-def make_server(port: int, streams: dict[str, str], auth: tuple[str, str] | None) -> GstRtspServer.RTSPServer:
+def make_server(
+    port: int, mounts: dict[str, GstRtspServer.RTSPMediaFactory], auth: tuple[str, str] | None
+) -> GstRtspServer.RTSPServer:
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(str(port))
@@ -120,18 +140,16 @@ def make_server(port: int, streams: dict[str, str], auth: tuple[str, str] | None
     # SYNs dropped and retried seconds later. Real cameras take one client at a time; this server stands in
     # for hundreds of cameras.
     server.set_backlog(1024)
-    role = None
     if auth is not None:
-        role = "viewer"
         checker = GstRtspServer.RTSPAuth()
         token = GstRtspServer.RTSPToken()
-        token.set_string("media.factory.role", role)
+        token.set_string("media.factory.role", VIEWER_ROLE)
         checker.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
         checker.add_digest(auth[0], auth[1], token)
         server.set_auth(checker)
-    mounts = server.get_mount_points()
-    for name, spec in streams.items():
-        mounts.add_factory(f"/{name}", make_factory(spec, role))
+    points = server.get_mount_points()
+    for name, factory in mounts.items():
+        points.add_factory(f"/{name}", factory)
     return server
 
 
@@ -143,11 +161,11 @@ def parse_streams(text: str) -> dict[str, str]:
         spec = spec or name
         pattern, _, codec = spec.partition(":")
         if pattern not in PATTERNS:
-            raise SystemExit(f"unknown pattern {pattern!r}; known: {', '.join(PATTERNS)}")
+            raise ValueError(f"unknown pattern {pattern!r}; known: {', '.join(PATTERNS)}")
         if codec and codec not in CODECS:
-            raise SystemExit(f"unknown codec {codec!r}; known: {', '.join(CODECS)}")
+            raise ValueError(f"unknown codec {codec!r}; known: {', '.join(CODECS)}")
         if not name or "/" in name:
-            raise SystemExit(f"bad mount name {name!r}")
+            raise ValueError(f"bad mount name {name!r}")
         streams[name] = spec
     return streams
 
@@ -162,11 +180,19 @@ def main() -> None:
     parser.add_argument("--user", default="admin")
     parser.add_argument("--password", default="", help="starts the digest-auth server when given")
     args = parser.parse_args()
-    streams = parse_streams(args.streams)
+    try:
+        streams = parse_streams(args.streams)
+    except ValueError as exc:
+        # On stdout, where the starter reads READY: it then reports why the server did not start.
+        print(f"FAILED {exc}", flush=True)
+        sys.exit(2)
     Gst.init(None)
-    servers = [make_server(args.port, streams, None)]
+    # One factory per pattern, shared by its mounts and by both servers: one encoder per pattern in all.
+    factories = {spec: make_factory(spec, VIEWER_ROLE) for spec in set(streams.values())}
+    mounts = {name: factories[spec] for name, spec in streams.items()}
+    servers = [make_server(args.port, mounts, None)]
     if args.password:
-        servers.append(make_server(args.auth_port, streams, (args.user, args.password)))
+        servers.append(make_server(args.auth_port, mounts, (args.user, args.password)))
     bound = []
     for server in servers:
         if server.attach(None) == 0:

@@ -1,0 +1,129 @@
+"""The GStreamer RTSP simulator itself: its pictures are what each pattern claims, OpenCV can read them, one
+process carries a hundred-camera bench cheaply, and it starts, fails and stops the way its callers rely on."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+import time
+
+import pytest
+
+from adapters.rtsp_client import probe_stream
+from gateway.errors import GatewayError
+from simulators import rtsp
+from simulators.rtsp import PATTERNS, RtspServer, check_gstreamer
+from tests.fixtures.rtsp import RTSP_PASSWORD, RTSP_USER, rtsp_server
+
+# What the patrol's grabber uses (adapters/frame_grabber.py): TCP, and no multi-second FFmpeg stream probe.
+os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp|fpsprobesize;0|analyzeduration;100000")
+os.environ.setdefault("OPENCV_FFMPEG_IS_THREAD_SAFE", "1")
+
+import cv2  # after the environment above, which OpenCV reads
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["rtsp_server"]
+
+Frame = NDArray[np.uint8]
+OPEN_TIMEOUT_MS = 10_000
+# Two frames this far apart: a live picture has moved, a frozen one has not (the stream runs at 5 fps).
+FRAMES_APART = 6
+
+
+def grab_two(url: str) -> tuple[Frame, Frame, float]:
+    """Two frames FRAMES_APART apart, and the open + first frame time in seconds."""
+    started = time.monotonic()
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, OPEN_TIMEOUT_MS]
+    capture = cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
+    try:
+        ok, first = capture.read()
+        assert ok, f"no frame from {url}"
+        opened = time.monotonic() - started
+        for _ in range(FRAMES_APART):
+            ok, last = capture.read()
+            assert ok, f"stream {url} stopped"
+        return np.asarray(first, np.uint8), np.asarray(last, np.uint8), opened
+    finally:
+        capture.release()
+
+
+def sharpness(frame: Frame) -> float:
+    return float(cv2.Laplacian(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), cv2.CV_64F).var())
+
+
+async def test_each_pattern_shows_what_its_name_says(rtsp_server: RtspServer) -> None:
+    grabs = await asyncio.gather(*(asyncio.to_thread(grab_two, rtsp_server.url(p)) for p in PATTERNS))
+    frames = dict(zip(PATTERNS, grabs, strict=True))
+    for first, _last, opened in grabs:
+        assert first.shape == (360, 640, 3)
+        assert opened < 8.0  # about 1 s idle; these opens run side by side on 2 cores
+    moving, frozen = frames["moving"], frames["frozen"]
+    assert np.abs(moving[0].astype(int) - moving[1]).mean() > 2  # the scene drifts
+    assert np.abs(frozen[0].astype(int) - frozen[1]).mean() < 0.5  # the very same picture
+    assert frames["black"][0].mean() < 20
+    covered = frames["covered"][0]
+    assert covered.std() < 10
+    assert 20 < covered.mean() < 80  # dark grey, not black
+    assert frames["too_dark"][0].mean() < 60
+    assert frames["too_bright"][0].mean() > 190
+    blue, green, red = (frames["color_cast"][0][..., c].mean() for c in range(3))
+    assert red > 1.5 * green
+    assert red > 1.5 * blue
+    assert sharpness(frames["blurred"][0]) < sharpness(moving[0]) / 10
+
+
+async def test_opencv_reads_the_digest_protected_mount(rtsp_server: RtspServer) -> None:
+    url = rtsp_server.url("moving", auth=True).replace("rtsp://", f"rtsp://{RTSP_USER}:{RTSP_PASSWORD}@")
+    first, _last, _opened = await asyncio.to_thread(grab_two, url)
+    assert first.shape == (360, 640, 3)
+
+
+def thread_count(pid: int) -> int:
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        return int(next(line.split()[1] for line in status if line.startswith("Threads:")))
+
+
+async def test_a_hundred_camera_bench_shares_one_pipeline_per_pattern() -> None:
+    mounts = {f"cam-{i:03d}": PATTERNS[i % len(PATTERNS)] for i in range(120)}
+    async with RtspServer(mounts, auth_password="bench") as server:
+        assert server.mounts == 120 + len(PATTERNS)
+        results = await asyncio.gather(*(probe_stream(m, server.url(m), None, None, 20.0) for m in mounts))
+        assert all((r.codec, r.width, r.height) == ("H264", 640, 360) for r in results)
+        assert server.pid is not None
+        # GStreamer runs about 7 threads per pipeline: one per mount would be 800+, one per pattern about 60.
+        assert thread_count(server.pid) < 200
+        pid = server.pid
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+async def test_a_bad_stream_spec_fails_to_start_saying_why() -> None:
+    with pytest.raises(GatewayError, match="unknown pattern 'snow'"):
+        async with RtspServer({"cam": "snow"}):
+            pass
+
+
+async def test_a_taken_port_fails_to_start() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(GatewayError, match="did not start"):
+            await asyncio.to_thread(RtspServer(port=taken.getsockname()[1]).start)
+
+
+def test_url_without_a_password_refuses_auth_mounts() -> None:
+    with pytest.raises(GatewayError, match="without a password"):
+        RtspServer().url("moving", auth=True)
+
+
+def test_missing_gstreamer_names_the_debian_packages(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The virtualenv's interpreter has no gi: exactly the machine the fixture must fail on, not skip.
+    monkeypatch.setattr(rtsp, "SYSTEM_PYTHON", sys.executable)
+    problem = check_gstreamer()
+    assert problem is not None
+    assert "apt-get install" in problem
+    assert "gir1.2-gst-rtsp-server-1.0" in problem
+    assert "python3-gi" in problem
