@@ -41,7 +41,7 @@ import cv2  # after the environment above, which OpenCV reads
 import numpy as np
 from numpy.typing import NDArray
 
-from gateway.errors import DeviceError, DeviceProtocolError, DeviceTimeout, DeviceUnreachable
+from gateway.domain.errors import DeviceError, DeviceProtocolError, DeviceTimeout, DeviceUnreachable
 
 logger = logging.getLogger(__name__)
 

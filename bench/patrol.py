@@ -19,10 +19,10 @@ import aiohttp
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from gateway.camera_health import CameraHealth  # noqa: E402
-from gateway.config import CameraConfig, PatrolConfig, PollingConfig  # noqa: E402
-from gateway.patrol import Patrol  # noqa: E402
-from gateway.status import Pictures  # noqa: E402
+from gateway.domain.config import CameraConfig, PatrolConfig, PollingConfig  # noqa: E402
+from gateway.services.camera_health import CameraHealth  # noqa: E402
+from gateway.services.patrol import Patrol  # noqa: E402
+from gateway.services.status import Pictures  # noqa: E402
 from simulators.rtsp import PATTERNS, RtspServer  # noqa: E402
 
 

@@ -1,7 +1,7 @@
 """Camera health rounds for N simulated cameras (default 1,000): ONVIF probe + authenticated call + RTSP DESCRIBE.
 
 The cameras run in a process of their own (simulators.onvif_camera), the RTSP streams in GStreamer's server; the
-gateway's poller (gateway.camera_health) runs here. Printed side by side, measured in the same run:
+gateway's poller (gateway.services.camera_health) runs here. Printed side by side, measured in the same run:
 - the cold round (first contact: media discovery included, as after a restart) and the warm rounds;
 - the raw-aiohttp floor: the same two ONVIF POSTs per camera with fixed bodies and no parsing;
 - plain `onvif-zeep` on a sample of the cameras, in its own virtualenv (bench/.venv-zeep, made on first use):
@@ -29,10 +29,10 @@ import aiohttp
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from adapters import onvif_soap  # noqa: E402
-from adapters.onvif_client import MediaInfo  # noqa: E402
-from gateway.camera_health import CameraHealth  # noqa: E402
-from gateway.config import CameraConfig, PollingConfig  # noqa: E402
+from adapters.onvif import soap as onvif_soap  # noqa: E402
+from adapters.onvif.client import MediaInfo  # noqa: E402
+from gateway.domain.config import CameraConfig, PollingConfig  # noqa: E402
+from gateway.services.camera_health import CameraHealth  # noqa: E402
 from monitoring.camera_state import CameraState  # noqa: E402
 from simulators.onvif_camera import _raise_file_limit  # noqa: E402
 from simulators.rtsp import PATTERNS, RtspServer  # noqa: E402

@@ -36,9 +36,9 @@ import aiohttp
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from adapters import onvif_client as onvif  # noqa: E402
-from adapters import onvif_soap  # noqa: E402
-from gateway.errors import DeviceError  # noqa: E402
+from adapters.onvif import client as onvif  # noqa: E402
+from adapters.onvif import soap as onvif_soap  # noqa: E402
+from gateway.domain.errors import DeviceError  # noqa: E402
 
 ZEEP_VENV = REPO / "bench" / ".venv-zeep"
 USERNAME, PASSWORD = "admin", "admin123"

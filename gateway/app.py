@@ -12,20 +12,20 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from adapters.http_upstream import HttpUpstream
-from adapters.mqtt_state import StatePublisher
-from adapters.upstream import Upstream
-from gateway.alarms import AlarmFaces, AlarmService
-from gateway.camera_health import CameraHealth, CameraRuntime
-from gateway.config import GatewayConfig, HttpUpstreamConfig
-from gateway.history import record_transition
-from gateway.outbox import Outbox
-from gateway.patrol import Patrol
-from gateway.snapshots import CameraSnapshots
-from gateway.status import GatewayStatus
-from gateway.storage import open_database
-from gateway.supervisor import Supervisor
-from monitoring import web as faces
+from adapters.mqtt.state_topics import StatePublisher
+from adapters.upstreams.base import Upstream
+from adapters.upstreams.http import HttpUpstream
+from gateway.domain.config import GatewayConfig, HttpUpstreamConfig
+from gateway.faces import web as faces
+from gateway.services.alarms import AlarmFaces, AlarmService
+from gateway.services.camera_health import CameraHealth, CameraRuntime
+from gateway.services.history import record_transition
+from gateway.services.outbox import Outbox
+from gateway.services.patrol import Patrol
+from gateway.services.snapshots import CameraSnapshots
+from gateway.services.status import GatewayStatus
+from gateway.services.storage import open_database
+from gateway.services.supervisor import Supervisor
 from monitoring.camera_state import CameraState, Transition
 
 logger = logging.getLogger(__name__)

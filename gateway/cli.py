@@ -7,8 +7,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from gateway.config import GatewayConfig, load_config
-from gateway.errors import ConfigError, GatewayError
+from gateway.domain.config import GatewayConfig, load_config
+from gateway.domain.errors import ConfigError, GatewayError
 from gateway.logging_setup import setup_logging
 
 EXIT_OK = 0
@@ -55,7 +55,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from gateway.probe import run_probe
+    from gateway.commands.probe import run_probe
 
     config = _load(args.config)
     setup_logging("ERROR")
@@ -63,7 +63,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:
-    from gateway.outbox_report import outbox_report
+    from gateway.commands.outbox import outbox_report
 
     config = _load(args.config)
     print(outbox_report(config.storage.path))
@@ -71,7 +71,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 
 
 def cmd_patrol(args: argparse.Namespace) -> int:
-    from gateway.patrol_command import run_patrol
+    from gateway.commands.patrol import run_patrol
 
     config = _load(args.config)
     setup_logging("ERROR")
@@ -79,7 +79,7 @@ def cmd_patrol(args: argparse.Namespace) -> int:
 
 
 def cmd_discover(args: argparse.Namespace) -> int:
-    from gateway.discovery_report import run_discover
+    from gateway.commands.discover import run_discover
 
     return run_discover(args.timeout, args.target)
 

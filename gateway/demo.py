@@ -16,8 +16,8 @@ import yaml
 from aiohttp import web
 
 from gateway.app import create_app
-from gateway.config import parse_config
-from gateway.errors import GatewayError
+from gateway.domain.config import parse_config
+from gateway.domain.errors import GatewayError
 from simulators.broker import MosquittoBroker, find_mosquitto
 from simulators.buttons import SimulatedButton
 from simulators.onvif_camera import CameraFarm

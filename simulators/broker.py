@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from gateway.errors import GatewayError
+from gateway.domain.errors import GatewayError
 
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/bin/mosquitto")
 

@@ -19,7 +19,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from adapters.mqtt_socket import no_delay
+from adapters.mqtt.tcp import no_delay
 
 
 class SimulatedButton:

@@ -33,7 +33,7 @@ import numpy as np
 from aiohttp import web
 
 from adapters.digest import parse_authorization, verify_authorization
-from adapters.onvif_soap import XML_ERRORS, safe_fromstring, texts
+from adapters.onvif.soap import XML_ERRORS, safe_fromstring, texts
 
 logger = logging.getLogger(__name__)
 

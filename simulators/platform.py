@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.signing import HEADER, verify
+from adapters.upstreams.signing import HEADER, verify
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from gateway.errors import GatewayError
+from gateway.domain.errors import GatewayError
 
 logger = logging.getLogger(__name__)
 

@@ -22,12 +22,12 @@ from simulators.broker import MosquittoBroker
 from simulators.buttons import SimulatedButton
 from simulators.platform import PlatformReceiver
 from tests.fixtures.mosquitto import broker
+from tests.fixtures.paths import REPO
 from tests.fixtures.platform import PLATFORM_SECRET, platform
 from tests.fixtures.ports import free_port
 from tests.fixtures.waiting import eventually
 
 __all__ = ["broker", "platform"]
-REPO = Path(__file__).resolve().parents[1]
 SCHOOL = "51040200001"
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from adapters.frame_grabber import FrameGrabber, Grab, decode_jpeg, safe_uri
-from gateway.errors import DeviceProtocolError, DeviceTimeout, DeviceUnreachable
+from gateway.domain.errors import DeviceProtocolError, DeviceTimeout, DeviceUnreachable
 from monitoring.quality import diagnose
 from simulators.rtsp import PATTERNS, RtspServer
 from tests.fixtures.ports import free_port

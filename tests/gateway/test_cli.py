@@ -11,9 +11,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests.fixtures.paths import REPO
 from tests.fixtures.ports import free_port
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def huxiao(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:

@@ -15,7 +15,6 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import aiohttp
 import cv2
@@ -25,11 +24,11 @@ import pytest
 from adapters.digest import DigestChallenge, authorization, parse_challenge
 from simulators.onvif_camera import CameraFarm, SimulatedCamera
 from tests.fixtures.onvif import farm, http
+from tests.fixtures.paths import REPO
 from tests.fixtures.waiting import eventually
 
 __all__ = ["farm", "http"]
 
-REPO = Path(__file__).resolve().parents[2]
 NS = {
     "s": "http://www.w3.org/2003/05/soap-envelope",
     "tds": "http://www.onvif.org/ver10/device/wsdl",

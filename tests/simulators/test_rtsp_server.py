@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from adapters.rtsp_client import probe_stream
-from gateway.errors import GatewayError
+from adapters.rtsp.client import probe_stream
+from gateway.domain.errors import GatewayError
 from simulators import rtsp
 from simulators.rtsp import PATTERNS, RtspServer, check_gstreamer
 from tests.fixtures.rtsp import RTSP_PASSWORD, RTSP_USER, rtsp_server

@@ -1,0 +1,235 @@
+"""The MQTT side of the alarm buttons: a persistent QoS 1 session whose acknowledgements we send ourselves.
+
+paho-mqtt's manual acknowledgement lets the PUBACK wait until the alarm is committed to disk: a gateway killed
+between receiving and storing leaves the message with the broker, which sends it again when we come back (the
+session is persistent, so the broker also queues what arrives while we are away). paho's network loop runs in
+its own thread and a commit thread stores what arrives in batches, so the disk commit never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import queue
+import random
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from adapters.mqtt.profiles import Route
+from adapters.mqtt.tcp import no_delay
+from gateway.domain.config import MqttConfig
+
+logger = logging.getLogger(__name__)
+
+# Reconnecting: a fresh client each time (a client that failed is never reused), after a delay that starts short
+# (a broker restart at a school takes a second or two) and doubles up to half a minute, each delay shortened by a
+# random part so that many gateways behind one broker do not all come back in the same instant.
+RECONNECT_FIRST_S = 0.5
+RECONNECT_MAX_S = 30.0
+RECONNECT_JITTER = 0.5
+# Bound on one connection attempt (TCP connect + CONNECT/CONNACK happen in paho's blocking connect()).
+CONNECT_TIMEOUT_S = 5.0
+# Our own QoS 1 publishes (acks to buttons) in flight at once: in a burst every press gets its ack promptly.
+MAX_INFLIGHT_OUT = 1000
+
+# Messages handed to the handler at once: one disk commit (fsync) covers the whole batch, so a burst of presses
+# costs a flush per batch, not per press, while a lone press is still committed on its own at once.
+MAX_BATCH = 500
+
+# Called in the commit thread with messages on button routes, in arrival order; returns, for each, whether to
+# acknowledge it (False: not stored, leave it with the broker).
+Handler = Callable[[list[tuple[Route, mqtt.MQTTMessage]]], list[bool]]
+
+
+class ButtonListener:
+    """One persistent session with the button broker, held by a fresh paho client per connection."""
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        school_id: str,
+        routes: dict[str, Route],
+        handler: Handler,
+        *,
+        draw: Callable[[], float] = random.random,
+    ) -> None:
+        self._config = config
+        self._routes = routes
+        self._handler = handler
+        self._draw = draw
+        self._ack_base = f"{config.topic_prefix}/{school_id}/buttons"
+        self._client_id = config.client_id or f"huxiao-gw-{school_id}"
+        self._client: mqtt.Client | None = None
+        self.connected = asyncio.Event()
+        self.connections = 0  # successful connections so far (a test and a metric)
+        self._lost = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._inbox: queue.SimpleQueue[tuple[mqtt.Client, Route, mqtt.MQTTMessage] | None] = queue.SimpleQueue()
+        self._committer = threading.Thread(target=self._commit_loop, name="button-commits", daemon=True)
+
+    def _new_client(self) -> mqtt.Client:
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=self._client_id,  # stable: the broker keeps our session and queues for it while we are away
+            protocol=mqtt.MQTTv311,
+            clean_session=False,
+            manual_ack=True,
+            reconnect_on_failure=False,  # we reconnect ourselves, with a fresh client
+        )
+        if self._config.username:
+            secret = self._config.password.get_secret_value() if self._config.password else None
+            client.username_pw_set(self._config.username, secret)
+        client.connect_timeout = CONNECT_TIMEOUT_S
+        client.max_inflight_messages_set(MAX_INFLIGHT_OUT)
+        client.on_connect = self._on_connect
+        client.on_socket_open = no_delay
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        return client
+
+    # -- paho's thread ------------------------------------------------------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            logger.warning("buttons: broker refused the connection: %s", reason)
+            self._signal(self._lost.set)
+            return
+        # Subscribing again is harmless with a persistent session and needed after the broker lost it. We count as
+        # connected once the broker confirms (SUBACK): only then does it queue presses for us while we are away.
+        topics = [(topic, 1) for topic in self._routes]
+        if topics:
+            client.subscribe(topics)
+        else:
+            self._signal(self._up)
+        logger.info(
+            "buttons: connected to %s:%d (session present: %s)",
+            self._config.host,
+            self._config.port,
+            getattr(flags, "session_present", "?"),
+        )
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, reasons: Any, _p: Any) -> None:
+        refused = [reason for reason in reasons if reason.is_failure]
+        if refused:
+            logger.error("buttons: the broker refused %d of the button subscriptions: %s", len(refused), refused[0])
+        self._signal(self._up)
+
+    def _up(self) -> None:
+        self.connections += 1
+        self.connected.set()
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self._signal(self.connected.clear)
+        self._signal(self._lost.set)
+        logger.warning("buttons: disconnected from the broker (%s)", reason)
+
+    def _on_message(self, client: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        route = self._routes.get(message.topic)
+        if route is None:
+            if message.qos > 0:
+                client.ack(message.mid, message.qos)
+            return
+        self._inbox.put((client, route, message))
+
+    def _signal(self, callback: Callable[[], object]) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(callback)
+
+    # -- the commit thread --------------------------------------------------------------------------------------
+
+    def _commit_loop(self) -> None:
+        """Take what has arrived, let the handler store it, acknowledge what was stored."""
+        while True:
+            first = self._inbox.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    item = self._inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._inbox.put(None)
+                    break
+                batch.append(item)
+            try:
+                verdicts = self._handler([(route, message) for _client, route, message in batch])
+            except Exception:  # the thread must survive any handler bug; the messages stay unacknowledged
+                logger.exception("buttons: handling %d messages failed", len(batch))
+                verdicts = [False] * len(batch)
+            for (client, _route, message), acknowledge in zip(batch, verdicts, strict=True):
+                # A message that came through a connection since lost is not acknowledged: the broker sends it
+                # again on the new connection (the session is persistent) and the outbox drops the repeat.
+                if acknowledge and message.qos > 0 and client is self._client:
+                    client.ack(message.mid, message.qos)
+
+    # -- the event loop -----------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._committer.start()
+        self._runner = asyncio.create_task(self.run(), name="buttons-mqtt")
+
+    async def run(self) -> None:
+        """Hold the connection until cancelled: connect, wait for the loss, back off, connect a fresh client."""
+        failures = 0
+        while True:
+            client = self._new_client()
+            self._lost.clear()
+            connections_before = self.connections
+            host, port, keepalive = self._config.host, self._config.port, int(self._config.keepalive)
+            try:
+                async with asyncio.timeout(CONNECT_TIMEOUT_S + 1):
+                    await asyncio.to_thread(client.connect, host, port, keepalive)
+            except (OSError, TimeoutError) as exc:
+                logger.warning("buttons: cannot reach the broker at %s:%d: %s", host, port, exc)
+                self._lost.set()
+            else:
+                self._client = client
+                client.loop_start()
+            try:
+                await self._lost.wait()
+            finally:
+                # This client is done for good (its thread, its socket); the next connection is a new client.
+                await asyncio.to_thread(_close, client)
+            failures = 1 if self.connections > connections_before else failures + 1
+            delay = self._delay(failures)
+            logger.info("buttons: connecting again in %.1f s", delay)
+            await asyncio.sleep(delay)
+
+    def _delay(self, failures: int) -> float:
+        base = min(RECONNECT_MAX_S, RECONNECT_FIRST_S * 2.0 ** (failures - 1))
+        return base * (1 - RECONNECT_JITTER * self._draw())
+
+    def publish_ack(self, button_id: str, alarm_id: str, state: str) -> None:
+        """Tell the button how far its alarm got (`received`, `delivered`, `acknowledged`); its LED shows it.
+
+        Best effort while the broker is away: a fresh client does not inherit the old one's unsent publishes."""
+        client = self._client
+        if client is not None:
+            payload = json.dumps({"alarm_id": alarm_id, "state": state})
+            client.publish(f"{self._ack_base}/{button_id}/ack", payload, qos=1)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+            await asyncio.gather(self._runner, return_exceptions=True)
+            self._runner = None
+        self._client = None
+        self._inbox.put(None)
+        if self._committer.is_alive():
+            await asyncio.to_thread(self._committer.join, 5.0)
+
+
+def _close(client: mqtt.Client) -> None:
+    """Blocking: end a client's session politely if it is connected, and its network thread."""
+    client.disconnect()
+    client.loop_stop()

@@ -1,0 +1,47 @@
+"""The `http` upstream: CloudEvents 1.0 structured JSON, signed, over one session for the life of the app."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+
+from adapters.upstreams.base import LinkState
+from adapters.upstreams.signing import HEADER, sign
+from gateway.domain.config import HttpUpstreamConfig
+from gateway.domain.errors import UpstreamError
+from gateway.domain.events import OutboxEvent
+
+CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
+NETWORK_ERRORS = (aiohttp.ClientError, OSError)
+
+
+class HttpUpstream:
+    """POSTs each event; any 2xx, or 409 (the platform already has this id), means delivered."""
+
+    kind: str = "http"
+
+    def __init__(self, config: HttpUpstreamConfig, session: aiohttp.ClientSession) -> None:
+        self.name: str = config.name
+        self.role: str = config.role
+        self._config = config
+        self._session = session
+        self._secret = config.secret.get_secret_value() if config.secret else None
+        self.state = LinkState()
+
+    async def send(self, event: OutboxEvent) -> None:
+        headers = {"Content-Type": CONTENT_TYPE, "ce-id": event.id}
+        if self._secret:
+            headers[HEADER] = sign(self._secret, event.body, int(time.time()))
+        try:
+            async with asyncio.timeout(self._config.timeout):
+                async with self._session.post(self._config.url, data=event.body, headers=headers) as response:
+                    await response.read()
+                    status = response.status
+        except TimeoutError:
+            raise UpstreamError(f"{self.name}: no answer within {self._config.timeout:g} s") from None
+        except NETWORK_ERRORS as exc:
+            raise UpstreamError(f"{self.name}: {type(exc).__name__}: {exc}") from None
+        if not (200 <= status < 300 or status == 409):
+            raise UpstreamError(f"{self.name}: HTTP {status}")

@@ -1,0 +1,96 @@
+"""Alarm-path domain values and the CloudEvents 1.0 they travel upstream as."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from gateway.domain.config import ButtonConfig, SchoolConfig
+
+
+class AlarmType(StrEnum):
+    PANIC = "panic"
+    TEST = "test"  # the monthly button test: forwarded, marked as a test
+    CANCEL = "cancel"
+
+
+EVENT_TYPES = {
+    AlarmType.PANIC: "cn.huxiao.alarm.panic",
+    AlarmType.TEST: "cn.huxiao.alarm.test",
+    AlarmType.CANCEL: "cn.huxiao.alarm.cancel",
+}
+PICTURES = "cn.huxiao.alarm.pictures"
+BUTTON_OFFLINE = "cn.huxiao.button.offline"
+BUTTON_ONLINE = "cn.huxiao.button.online"
+
+
+@dataclass(frozen=True, slots=True)
+class ButtonPress:
+    """One press as the button reported it."""
+
+    button_id: str
+    event_id: str  # the id the button sent (or one derived from its message)
+    type: AlarmType
+    pressed_at: datetime
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    """A CloudEvent stored in the outbox: its id, type and body never change between retries."""
+
+    seq: int
+    id: str
+    type: str
+    button_id: str | None
+    button_event_id: str | None
+    body: bytes
+    created_at: float = 0.0  # when the gateway stored it: the start of its delivery latency
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
+def school_json(school: SchoolConfig) -> dict[str, Any]:
+    return {"id": school.id, "name": school.name, "district": school.district}
+
+
+def button_json(button: ButtonConfig) -> dict[str, Any]:
+    return {"id": button.id, "name": button.name, "location": button.location}
+
+
+def cloudevent(event_id: str, event_type: str, school: SchoolConfig, at: datetime, data: dict[str, Any]) -> bytes:
+    """A structured-mode CloudEvents 1.0 JSON document."""
+    document = {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": f"huxiao/{school.id}",
+        "type": event_type,
+        "time": iso(at),
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def alarm_data(
+    school: SchoolConfig, button: ButtonConfig, press: ButtonPress, cameras: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "school": school_json(school),
+        "button": button_json(button),
+        "button_event_id": press.event_id,
+        "pressed_at": iso(press.pressed_at),
+        "received_at": iso(press.received_at),
+        "sequence": 0,  # replaced by the outbox sequence number when stored
+        "cameras": cameras,
+    }

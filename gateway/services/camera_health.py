@@ -1,0 +1,270 @@
+"""Camera health: polls every camera on its schedule and feeds the observations to its state machine.
+
+One round of one camera: the unauthenticated ONVIF `GetSystemDateAndTime` (reachable? round trip? clock?), one
+authenticated call (are the credentials right?), the media URIs when they are unknown or stale, then an RTSP
+DESCRIBE of the stream. All cameras share one HTTP session; a hanging camera costs its own timeout and nobody
+else's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from adapters.onvif import client as onvif_client
+from adapters.onvif.client import AuthMemo, DeviceInfo, MediaInfo
+from adapters.rtsp import client as rtsp_client
+from adapters.rtsp.client import StreamInfo
+from gateway.domain.config import CameraConfig, PollingConfig
+from gateway.domain.errors import AuthFailed, DeviceError, DeviceProtocolError, DeviceTimeout
+from monitoring.camera_state import CameraState, MachineState, Observation, Policy, Transition, advance, initial
+
+logger = logging.getLogger(__name__)
+
+# Cameras whose clock is this far off are degraded: WS-Security tokens start failing around here on fussy
+# firmware, and evidence timestamps in recordings become unreliable (GB/T 28181 platforms sync devices to 1 s).
+CLOCK_SKEW_LIMIT_S = 5.0
+# Polls in flight at once. Each one is a few small requests; this keeps sockets well under the usual 1,024 file
+# limit while 1,000 cameras still finish a round in about a second.
+MAX_CONCURRENT_POLLS = 256
+# A camera whose media discovery failed (firmware without GetStreamUri, a broken profile) is asked again after
+# this long, not every round: four more requests per round would buy nothing.
+MEDIA_RETRY_S = 600.0
+
+
+@dataclass(slots=True)
+class CameraRuntime:
+    """What the poller knows of one camera between rounds (mutable, owned by the poller)."""
+
+    config: CameraConfig
+    policy: Policy
+    machine: MachineState
+    next_due: float = 0.0
+    media: MediaInfo | None = None
+    media_at: float = 0.0
+    media_failed_at: float | None = None
+    auth: AuthMemo = field(default_factory=AuthMemo)
+    last_seen: float | None = None
+    rtt_ms: float | None = None
+    clock_skew_s: float | None = None
+    stream: StreamInfo | None = None
+    picture_reasons: frozenset[str] = field(default_factory=frozenset)
+    last_error: str | None = None
+    device_info: DeviceInfo | None = None
+    busy: bool = False  # a poll is in flight: a slow camera is never polled twice at once
+
+    @property
+    def stream_uri(self) -> str | None:
+        if self.config.rtsp:
+            return self.config.rtsp
+        return self.media.stream_uri if self.media else None
+
+    @property
+    def snapshot_uri(self) -> str | None:
+        if self.config.snapshot:
+            return self.config.snapshot
+        return self.media.snapshot_uri if self.media else None
+
+
+def policy_for(camera: CameraConfig, polling: PollingConfig) -> Policy:
+    return Policy(
+        interval=camera.interval or polling.interval,
+        offline_after=camera.offline_after or polling.offline_after,
+    )
+
+
+def _error_reason(exc: DeviceError) -> str:
+    if isinstance(exc, DeviceTimeout):
+        return "timeout"
+    if isinstance(exc, DeviceProtocolError):
+        return "protocol_error"
+    if isinstance(exc, AuthFailed):
+        return "auth_failed"
+    return "unreachable"
+
+
+class CameraHealth:
+    """Polls the configured cameras and keeps their states; `on_transition` hears every change."""
+
+    def __init__(
+        self,
+        cameras: Iterable[CameraConfig],
+        polling: PollingConfig,
+        session: aiohttp.ClientSession,
+        *,
+        on_transition: Callable[[CameraRuntime, Transition], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._polling = polling
+        self.session = session
+        self._clock = clock
+        self._on_transition = on_transition
+        self._limit = asyncio.Semaphore(MAX_CONCURRENT_POLLS)
+        self.cameras: dict[str, CameraRuntime] = {}
+        for camera in cameras:
+            policy = policy_for(camera, polling)
+            self.cameras[camera.id] = CameraRuntime(camera, policy, initial(camera.id, maintenance=camera.maintenance))
+
+    def timeout_of(self, runtime: CameraRuntime) -> float:
+        return runtime.config.timeout or self._polling.timeout
+
+    async def poll(self, runtime: CameraRuntime) -> Observation:
+        """One health round of one camera, as an observation for its state machine."""
+        async with self._limit:
+            return await self._poll(runtime)
+
+    async def _poll(self, runtime: CameraRuntime) -> Observation:
+        camera = runtime.config
+        timeout = self.timeout_of(runtime)
+        now = self._clock()
+        reasons: set[str] = set(runtime.picture_reasons)
+        if camera.onvif:
+            try:
+                probe = await onvif_client.probe(self.session, camera.id, camera.onvif, timeout)
+            except DeviceError as exc:
+                runtime.last_error = str(exc)
+                runtime.media = None  # re-read profiles after the camera comes back (it may have rebooted)
+                runtime.media_failed_at = None
+                return Observation(at=now, reachable=False, reasons=frozenset({_error_reason(exc)}))
+            runtime.rtt_ms = probe.rtt_ms
+            runtime.clock_skew_s = probe.clock_skew_s
+            if probe.clock_skew_s is not None and abs(probe.clock_skew_s) > CLOCK_SKEW_LIMIT_S:
+                reasons.add("clock_skew")
+            await self._check_onvif(runtime, timeout, reasons, now)
+        stream_uri = runtime.stream_uri
+        if stream_uri:
+            try:
+                runtime.stream = await rtsp_client.probe_stream(
+                    camera.id, stream_uri, camera.username, _secret(camera), timeout
+                )
+            except DeviceError as exc:
+                runtime.stream = None
+                runtime.last_error = str(exc)
+                if not camera.onvif:
+                    return Observation(at=now, reachable=False, reasons=frozenset({_error_reason(exc)}))
+                reasons.add("stream_auth_failed" if isinstance(exc, AuthFailed) else "stream_unreachable")
+        elif camera.onvif and "auth_failed" not in reasons:
+            reasons.add("no_stream_uri")
+        runtime.last_seen = now
+        return Observation(at=now, reachable=True, reasons=frozenset(reasons))
+
+    async def _check_onvif(self, runtime: CameraRuntime, timeout: float, reasons: set[str], now: float) -> None:
+        camera = runtime.config
+        if not camera.username:
+            return
+        skew = runtime.clock_skew_s or 0.0
+        try:
+            auth = await onvif_client.check_auth(
+                self.session,
+                camera.id,
+                camera.onvif or "",
+                camera.username,
+                _secret(camera),
+                timeout,
+                skew,
+                memo=runtime.auth,
+            )
+        except AuthFailed as exc:
+            runtime.last_error = str(exc)
+            reasons.add("auth_failed")
+            return
+        except DeviceError as exc:
+            runtime.last_error = str(exc)
+            reasons.add("onvif_error")
+            return
+        runtime.device_info = auth.device_info
+        stale = now - runtime.media_at > self._polling.refresh_media
+        failed_recently = runtime.media_failed_at is not None and now - runtime.media_failed_at < MEDIA_RETRY_S
+        if (runtime.media is None or stale) and not failed_recently:
+            try:
+                runtime.media = await onvif_client.discover_media(
+                    self.session,
+                    camera.id,
+                    camera.onvif or "",
+                    camera.username,
+                    _secret(camera),
+                    timeout,
+                    skew,
+                    runtime.auth,
+                )
+                runtime.media_at, runtime.media_failed_at = now, None
+            except DeviceError as exc:
+                runtime.last_error = str(exc)
+                runtime.media_failed_at = now
+                if not camera.rtsp:  # with a configured stream, discovery is a convenience, not a fault
+                    reasons.add("onvif_error")
+
+    def apply(self, runtime: CameraRuntime, observation: Observation) -> Transition | None:
+        """Feed one observation to the camera's state machine; tell the listener about a transition."""
+        runtime.machine, transition = advance(runtime.machine, observation, runtime.policy)
+        if transition is not None:
+            logger.info(
+                "%s: %s -> %s %s",
+                runtime.config.id,
+                transition.old.value,
+                transition.new.value,
+                ",".join(sorted(transition.reasons)),
+            )
+            if self._on_transition is not None:
+                self._on_transition(runtime, transition)
+        return transition
+
+    async def poll_and_apply(self, runtime: CameraRuntime) -> None:
+        if runtime.machine.state is CameraState.MAINTENANCE or runtime.busy:
+            return
+        runtime.busy = True
+        try:
+            observation = await self.poll(runtime)
+        finally:
+            runtime.busy = False
+        self.apply(runtime, observation)
+
+    async def round(self, on_done: Callable[[CameraRuntime], None] | None = None) -> None:
+        """Poll every camera once, all at once (bounded), e.g. for `huxiao probe` or a bench."""
+
+        async def one(runtime: CameraRuntime) -> None:
+            await self.poll_and_apply(runtime)
+            if on_done is not None:
+                on_done(runtime)
+
+        async with asyncio.TaskGroup() as group:
+            for runtime in self.cameras.values():
+                group.create_task(one(runtime))
+
+    async def run(self) -> None:
+        """Poll each camera every `interval`, first rounds spread over one interval so they do not all collide."""
+        start = time.monotonic()
+        for runtime in self.cameras.values():
+            runtime.next_due = start + random.uniform(0, min(runtime.policy.interval, 2.0))
+        in_flight: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                now = time.monotonic()
+                due = [r for r in self.cameras.values() if r.next_due <= now]
+                for runtime in due:
+                    runtime.next_due = now + runtime.policy.interval
+                    task = asyncio.create_task(self.poll_and_apply(runtime), name=f"poll {runtime.config.id}")
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+                next_due = min((r.next_due for r in self.cameras.values()), default=now + 1.0)
+                await asyncio.sleep(max(0.05, next_due - time.monotonic()))
+        finally:
+            for task in in_flight:
+                task.cancel()
+            if in_flight:
+                await asyncio.gather(*in_flight, return_exceptions=True)
+
+    def set_maintenance(self, camera_id: str, on: bool) -> Transition | None:
+        runtime = self.cameras[camera_id]
+        observation = Observation(at=self._clock(), reachable=True, reasons=frozenset(), maintenance=on)
+        return self.apply(runtime, observation)
+
+
+def _secret(camera: CameraConfig) -> str:
+    return camera.password.get_secret_value() if camera.password else ""

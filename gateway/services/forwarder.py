@@ -1,0 +1,138 @@
+"""Delivery to one upstream: at least once, in order per button, with capped exponential back-off and jitter.
+
+Each button has its own queue, so a platform that refuses one event holds back only the later events of that
+button, and each upstream has its own forwarder, so the education platform being down never delays the police.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from adapters.upstreams.base import Upstream
+from gateway.domain.errors import UpstreamError
+from gateway.domain.events import OutboxEvent
+from gateway.services.outbox import Outbox
+from monitoring.latency import LatencyHistogram
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Retry delays: first, doubling, capped; each multiplied by a random factor in [1 - jitter, 1]."""
+
+    first_s: float = 0.5
+    cap_s: float = 60.0
+    jitter: float = 0.5
+
+    def delay(self, attempt: int, draw: float) -> float:
+        """The wait after failed attempt number `attempt` (1-based); `draw` is uniform in [0, 1)."""
+        base = min(self.cap_s, self.first_s * 2.0 ** (attempt - 1))
+        return base * (1 - self.jitter * draw)
+
+
+@dataclass
+class _Queue:
+    items: deque[tuple[OutboxEvent, int]] = field(default_factory=deque)
+    worker: asyncio.Task[None] | None = None
+
+
+class Forwarder:
+    """Owns the delivery of every outbox event to one upstream."""
+
+    def __init__(
+        self,
+        upstream: Upstream,
+        outbox: Outbox,
+        *,
+        backoff: Backoff = Backoff(),
+        on_delivered: Callable[[Upstream, OutboxEvent], None] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        draw: Callable[[], float] = random.random,
+    ) -> None:
+        self.upstream = upstream
+        self._outbox = outbox
+        self._backoff = backoff
+        self._on_delivered = on_delivered
+        self._sleep = sleep
+        self._draw = draw
+        self._queues: dict[str, _Queue] = {}
+        self._queued: set[int] = set()
+        self.latency = LatencyHistogram()
+        self._stopped = asyncio.Event()
+
+    @property
+    def pending(self) -> int:
+        return sum(len(q.items) for q in self._queues.values())
+
+    def load(self) -> None:
+        """Queue what the outbox still holds for this upstream (after a restart)."""
+        for event, attempts in self._outbox.pending(self.upstream.name):
+            self._enqueue(event, attempts)
+
+    def submit(self, event: OutboxEvent) -> None:
+        """A new event, already committed to the outbox."""
+        self._enqueue(event, 0)
+
+    def _enqueue(self, event: OutboxEvent, attempts: int) -> None:
+        if event.seq in self._queued:
+            return
+        self._queued.add(event.seq)
+        key = event.button_id or ""
+        queue = self._queues.setdefault(key, _Queue())
+        queue.items.append((event, attempts))
+        if queue.worker is None or queue.worker.done():
+            queue.worker = asyncio.create_task(self._drain(key, queue), name=f"{self.upstream.name}:{key}")
+
+    async def _drain(self, key: str, queue: _Queue) -> None:
+        while queue.items:
+            event, attempts = queue.items[0]
+            while True:
+                attempts += 1
+                try:
+                    await self.upstream.send(event)
+                except UpstreamError as exc:
+                    now = time.time()
+                    delay = self._backoff.delay(attempts, self._draw())
+                    self.upstream.state.down(now, str(exc))
+                    self._outbox.mark_failed(self.upstream.name, event.seq, attempts, now + delay, str(exc))
+                    if attempts == 1 or attempts % 10 == 0:
+                        logger.warning(
+                            "%s: event %s not delivered (attempt %d): %s; retry in %.1f s",
+                            self.upstream.name,
+                            event.id,
+                            attempts,
+                            exc,
+                            delay,
+                        )
+                    await self._sleep(delay)
+                    continue
+                break
+            now = time.time()
+            self.upstream.state.up(now)
+            self._outbox.mark_delivered(self.upstream.name, event.seq, attempts)
+            self.latency.observe(max(0.0, now - event.created_at))
+            queue.items.popleft()
+            self._queued.discard(event.seq)
+            if self._on_delivered is not None:
+                self._on_delivered(self.upstream, event)
+
+    async def stop(self) -> None:
+        workers = [q.worker for q in self._queues.values() if q.worker is not None and not q.worker.done()]
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+
+    async def idle(self) -> None:
+        """Wait until every queued event is delivered (for tests and benchmarks)."""
+        while True:
+            workers = [q.worker for q in self._queues.values() if q.worker is not None and not q.worker.done()]
+            if not workers:
+                return
+            await asyncio.wait(workers)

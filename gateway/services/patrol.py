@@ -1,0 +1,161 @@
+"""Video patrol (视频巡查): a frame from every camera, its picture-quality verdict, a thumbnail, on a schedule.
+
+Verdicts feed the camera state machine (`degraded`, reason `picture:<verdict>`), thumbnails the status page and
+the alarm pictures, and each round is stored for the patrol report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from adapters.frame_grabber import Frame, FrameGrabber, decode_jpeg
+from gateway.domain.config import PatrolConfig
+from gateway.services.camera_health import CameraHealth, CameraRuntime
+from gateway.services.snapshots import CameraSnapshots
+from gateway.services.status import Pictures
+from monitoring.camera_state import CameraState
+from monitoring.quality import Diagnosis, Thresholds, diagnose, make_thumbnail
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PatrolResult:
+    camera_id: str
+    name: str
+    area: str
+    at: float
+    verdict: str
+    diagnosis: Diagnosis
+    thumbnail: bytes | None
+    source: str  # rtsp, snapshot or none
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "camera": self.camera_id,
+            "name": self.name,
+            "area": self.area,
+            "verdict": self.verdict,
+            "checks": [c.as_json() for c in self.diagnosis.checks],
+            "source": self.source,
+            "error": self.error,
+        }
+
+
+def with_credentials(uri: str, username: str | None, password: str) -> str:
+    """The stream URI with `user:pass@` for OpenCV (which takes credentials only there). Never logged."""
+    parts = urlsplit(uri)
+    if not username or parts.username:
+        return uri
+    netloc = f"{quote(username, safe='')}:{quote(password, safe='')}@{parts.netloc}"
+    return parts._replace(netloc=netloc).geturl()
+
+
+def in_busy_hours(now: datetime, spans: list[str]) -> bool:
+    minute = now.hour * 60 + now.minute
+    for span in spans:
+        start, end = (int(p[:2]) * 60 + int(p[3:]) for p in span.split("-"))
+        if start <= minute < end:
+            return True
+    return False
+
+
+class Patrol:
+    def __init__(
+        self,
+        health: CameraHealth,
+        pictures: Pictures,
+        config: PatrolConfig,
+        *,
+        db: Callable[[], sqlite3.Connection] | None = None,
+    ) -> None:
+        self._health = health
+        self._pictures = pictures
+        self._config = config
+        self._db = db
+        self._snapshots = CameraSnapshots(health)
+        self.last_round: list[PatrolResult] = []
+
+    async def check(self, grabber: FrameGrabber, runtime: CameraRuntime) -> PatrolResult:
+        camera = runtime.config
+        thresholds = Thresholds().with_overrides(camera.quality)
+        password = camera.password.get_secret_value() if camera.password else ""
+        source, error = "none", None
+        frames: tuple[Frame, ...] = ()
+        if runtime.stream_uri:
+            source = "rtsp"
+            grab = await grabber.grab(
+                camera.id,
+                with_credentials(runtime.stream_uri, camera.username, password),
+                open_timeout_s=self._config.open_timeout,
+                read_timeout_s=self._config.read_timeout,
+            )
+            frames, error = grab.frames, grab.error
+        if not frames and runtime.snapshot_uri:
+            source = "snapshot"
+            jpeg = await self._snapshots.snapshot(camera.id)
+            frame = decode_jpeg(jpeg) if jpeg else None
+            frames = (frame,) if frame is not None else ()
+        if frames:
+            latest = frames[-1]
+            previous = frames[0] if len(frames) > 1 else None
+            diagnosis = await asyncio.to_thread(diagnose, latest, previous, thresholds)
+            thumbnail = await asyncio.to_thread(make_thumbnail, latest)
+        else:
+            diagnosis = diagnose(None)
+            thumbnail = None
+        return PatrolResult(
+            camera.id, camera.name, camera.area, time.time(), diagnosis.verdict, diagnosis, thumbnail, source, error
+        )
+
+    async def round(self, workers: int | None = None) -> list[PatrolResult]:
+        """Check every camera in service; apply and store the results."""
+        runtimes = [r for r in self._health.cameras.values() if r.machine.state is not CameraState.MAINTENANCE]
+        async with FrameGrabber(workers or self._config.workers) as grabber:
+            results = await asyncio.gather(*(self.check(grabber, r) for r in runtimes))
+        for runtime, result in zip(runtimes, results, strict=True):
+            self._apply(runtime, result)
+        if self._db is not None:
+            await asyncio.to_thread(self._store, results)
+        self.last_round = list(results)
+        return self.last_round
+
+    def _apply(self, runtime: CameraRuntime, result: PatrolResult) -> None:
+        if result.thumbnail is not None:
+            self._pictures.thumbnails[result.camera_id] = result.thumbnail
+        self._pictures.quality[result.camera_id] = result.diagnosis.as_json()
+        reachable = runtime.machine.state in (CameraState.ONLINE, CameraState.DEGRADED)
+        if result.verdict == "ok" or (result.verdict == "no_signal" and not reachable):
+            # No picture from an offline camera is already its offline state, not a second fault.
+            runtime.picture_reasons = frozenset()
+        else:
+            runtime.picture_reasons = frozenset({f"picture:{result.verdict}"})
+
+    def _store(self, results: list[PatrolResult]) -> None:
+        assert self._db is not None
+        self._db().executemany(
+            "INSERT INTO patrol_results (camera_id, at, verdict, checks, thumbnail) VALUES (?, ?, ?, ?, ?)",
+            [(r.camera_id, r.at, r.verdict, json.dumps(r.as_json()["checks"]), r.thumbnail) for r in results],
+        )
+
+    async def run(self) -> None:
+        """Rounds every `interval`, every `busy_interval` during the school's busy hours."""
+        await asyncio.sleep(self._config.open_timeout)  # after the first health round found the streams
+        while True:
+            started = time.monotonic()
+            results = await self.round()
+            faults = [f"{r.camera_id}:{r.verdict}" for r in results if r.verdict != "ok"]
+            logger.info("patrol: %d cameras, %d faults %s", len(results), len(faults), " ".join(faults))
+            busy = in_busy_hours(datetime.now(), self._config.busy_hours)
+            every = self._config.busy_interval if busy else self._config.interval
+            await asyncio.sleep(max(0.0, every - (time.monotonic() - started)))

@@ -1,0 +1,182 @@
+"""The running gateway as the faces see it: assembles the API's JSON from the live parts and the history."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from gateway.domain.config import GatewayConfig
+from gateway.services.camera_health import CameraHealth, CameraRuntime
+from gateway.services.history import gateway_downtime, transitions_since
+from monitoring.camera_state import CameraState
+from monitoring.compliance import AreaCamera, ButtonReading, SchoolFacts, compliant, judge
+from monitoring.networking import CameraReading, is_networked, networking_rate
+from monitoring.uptime import WINDOWS, uptime_windows
+
+
+class AlarmView(Protocol):
+    """What the faces read from the alarm path."""
+
+    def buttons(self) -> list[ButtonReading]: ...
+    def upstreams(self) -> list[dict[str, Any]]: ...
+    def recent_alarms(self, limit: int) -> list[dict[str, Any]]: ...
+    def delivery_latency(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class Pictures:
+    """The latest thumbnail and picture-quality verdict of each camera (filled by the patrol)."""
+
+    thumbnails: dict[str, bytes] = field(default_factory=dict)
+    quality: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _reading(runtime: CameraRuntime) -> CameraReading:
+    stream_ok = runtime.stream is not None and runtime.stream.ok
+    return CameraReading(runtime.machine.state.value, stream_ok, runtime.machine.reasons)
+
+
+class GatewayStatus:
+    """Implements `gateway.faces.web.StatusSource` over whichever parts this gateway runs."""
+
+    def __init__(
+        self, config: GatewayConfig, db: Callable[[], sqlite3.Connection], *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.config = config
+        self._db = db
+        self._clock = clock
+        self.health: CameraHealth | None = None
+        self.alarm_view: AlarmView | None = None
+        self.pictures = Pictures()
+        self._uptime: dict[str, dict[str, float | None]] = {}
+
+    def refresh_uptime(self) -> None:
+        """Recompute every camera's uptime from the stored history (called now and then, off the event loop)."""
+        now = self._clock()
+        since = now - max(WINDOWS.values())
+        conn = self._db()
+        history = transitions_since(conn, since)
+        down = gateway_downtime(conn, since, now)
+        self._uptime = {
+            camera.id: uptime_windows([(t.at, t.new) for t in history.get(camera.id, [])], now, down)
+            for camera in self.config.cameras
+        }
+
+    def _police_link_ok(self) -> bool:
+        if self.alarm_view is None:
+            return False
+        police = [u for u in self.alarm_view.upstreams() if u.get("role") == "police"]
+        return bool(police) and any(u.get("link") != "down" for u in police)
+
+    def _runtimes(self) -> list[CameraRuntime]:
+        return list(self.health.cameras.values()) if self.health is not None else []
+
+    def cameras(self) -> list[dict[str, Any]]:
+        rows = []
+        for runtime in self._runtimes():
+            camera, machine, stream = runtime.config, runtime.machine, runtime.stream
+            quality = self.pictures.quality.get(camera.id, {"verdict": None, "checks": []})
+            has_picture = camera.id in self.pictures.thumbnails
+            rows.append(
+                {
+                    "id": camera.id,
+                    "name": camera.name,
+                    "area": camera.area,
+                    "state": machine.state.value,
+                    "reasons": sorted(machine.reasons),
+                    "since": machine.since,
+                    "last_seen": runtime.last_seen,
+                    "rtt_ms": round(runtime.rtt_ms, 2) if runtime.rtt_ms is not None else None,
+                    "clock_skew_s": round(runtime.clock_skew_s, 1) if runtime.clock_skew_s is not None else None,
+                    "uptime": self._uptime.get(camera.id, {name: None for name in WINDOWS}),
+                    "stream": {
+                        "ok": bool(stream and stream.ok),
+                        "codec": stream.codec if stream else None,
+                        "width": stream.width if stream else None,
+                        "height": stream.height if stream else None,
+                    },
+                    "quality": quality,
+                    "snapshot": f"/api/cameras/{camera.id}/snapshot.jpg" if has_picture else None,
+                }
+            )
+        return rows
+
+    def summary(self) -> dict[str, Any]:
+        school = self.config.school
+        runtimes = self._runtimes()
+        counts = {state.value: 0 for state in CameraState}
+        for runtime in runtimes:
+            counts[runtime.machine.state.value] += 1
+        link_ok = self._police_link_ok()
+        rate = networking_rate([_reading(r) for r in runtimes], link_ok)
+        buttons = self.alarm_view.buttons() if self.alarm_view is not None else []
+        criteria = judge(
+            SchoolFacts(
+                students=school.students,
+                guards=school.guards,
+                networking_rate=rate.rate,
+                target=self.config.targets.networking_rate,
+                # A camera in maintenance covers nothing: its area needs another working camera.
+                cameras=[
+                    AreaCamera(
+                        r.config.id,
+                        r.config.area,
+                        is_networked(_reading(r)) and not any(x.startswith("picture:") for x in r.machine.reasons),
+                    )
+                    for r in runtimes
+                ],
+                buttons=buttons,
+                police_link_ok=link_ok,
+                now=self._clock(),
+            )
+        )
+        upstreams = self.alarm_view.upstreams() if self.alarm_view is not None else []
+        return {
+            "school": {"id": school.id, "name": school.name, "district": school.district},
+            "cameras": {"total": len(runtimes), **counts},
+            "networking_rate": rate.rate,
+            "target": self.config.targets.networking_rate,
+            "compliant": compliant(criteria),
+            "compliance": [{"criterion": c.criterion, "ok": c.ok, "reason": c.reason} for c in criteria],
+            "buttons": {
+                "total": len(buttons),
+                "online": sum(1 for b in buttons if b.online),
+                # Added to the contract for the page: each button with its state and last monthly test.
+                "items": [
+                    {"id": b.button_id, "name": b.name, "online": b.online, "last_test": b.last_test_at}
+                    for b in buttons
+                ],
+            },
+            "upstreams": [
+                {"name": u["name"], "kind": u["kind"], "link": u["link"], "pending": u["pending"]} for u in upstreams
+            ],
+        }
+
+    def camera_snapshot(self, camera_id: str) -> bytes | None:
+        return self.pictures.thumbnails.get(camera_id)
+
+    def alarms(self, limit: int) -> list[dict[str, Any]]:
+        return self.alarm_view.recent_alarms(limit) if self.alarm_view is not None else []
+
+    def set_maintenance(self, camera_id: str, on: bool) -> bool:
+        if self.health is None or camera_id not in self.health.cameras:
+            return False
+        self.health.set_maintenance(camera_id, on)
+        return True
+
+    def metrics(self) -> dict[str, Any]:
+        summary = self.summary()
+        buttons = self.alarm_view.buttons() if self.alarm_view is not None else []
+        return {
+            "school": self.config.school.id,
+            "cameras": self.cameras(),
+            "networking_rate": summary["networking_rate"],
+            "target": summary["target"],
+            "compliant": summary["compliant"],
+            "buttons": [{"id": b.button_id, "online": b.online} for b in buttons],
+            "upstreams": summary["upstreams"],
+            "delivery_latency": self.alarm_view.delivery_latency() if self.alarm_view is not None else {},
+        }

@@ -1,0 +1,60 @@
+"""The supervisor keeps parts running through crashes and stops them all together."""
+
+from __future__ import annotations
+
+import asyncio
+
+from gateway.services.supervisor import Supervisor
+
+
+async def test_a_crashing_part_is_restarted_and_others_keep_running() -> None:
+    restarted = asyncio.Event()
+    runs = 0
+    ticks = 0
+
+    async def no_wait(_: float) -> None:
+        return None
+
+    async def flaky() -> None:
+        nonlocal runs
+        runs += 1
+        if runs < 3:
+            raise RuntimeError("camera adapter blew up")
+        restarted.set()
+        await asyncio.Event().wait()
+
+    async def steady() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    supervisor = Supervisor(sleep=no_wait)
+    supervisor.start("flaky", flaky)
+    supervisor.start("steady", steady)
+    async with asyncio.timeout(5):
+        await restarted.wait()
+    status = supervisor.status()
+    assert status["flaky"]["crashes"] == 2
+    assert status["flaky"]["running"] is True
+    assert "camera adapter blew up" in str(status["flaky"]["last_error"])
+    assert status["steady"]["running"] is True
+    assert ticks > 0
+    await supervisor.stop()
+    assert supervisor.status() == {}
+
+
+async def test_stop_cancels_parts_that_wait_forever() -> None:
+    cancelled = asyncio.Event()
+
+    async def forever() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.set()
+
+    supervisor = Supervisor()
+    supervisor.start("forever", forever)
+    await asyncio.sleep(0)
+    await supervisor.stop(grace_s=1.0)
+    assert cancelled.is_set()
