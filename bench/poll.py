@@ -31,9 +31,9 @@ sys.path.insert(0, str(REPO))
 
 from adapters.onvif import soap as onvif_soap  # noqa: E402
 from adapters.onvif.client import MediaInfo  # noqa: E402
+from gateway.domain.camera import CameraState  # noqa: E402
 from gateway.domain.config import CameraConfig, PollingConfig  # noqa: E402
 from gateway.services.camera_health import CameraHealth  # noqa: E402
-from monitoring.camera_state import CameraState  # noqa: E402
 from simulators.onvif_camera import _raise_file_limit  # noqa: E402
 from simulators.rtsp import PATTERNS, RtspServer  # noqa: E402
 

@@ -25,38 +25,18 @@ logger = logging.getLogger(__name__)
 CONNECT_WAIT_S = 10.0
 
 
-async def run(config: GatewayConfig, *, ready: asyncio.Event | None = None) -> None:
-    """The alarm path on its own until cancelled; `ready` is set once the broker connection is up."""
-    async with AlarmPath(config) as path:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(CONNECT_WAIT_S):
-                await path.service.listener.connected.wait()
-        if ready is not None:
-            ready.set()
-        await path.run()
-
-
 async def _main_async(config: GatewayConfig) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    ready = asyncio.Event()
-    runner = asyncio.create_task(run(config, ready=ready), name="alarm-path")
-    announced = asyncio.create_task(ready.wait(), name="ready")
-    stopping = asyncio.create_task(stop.wait(), name="stop")
-    try:
-        await asyncio.wait([runner, announced, stopping], return_when=asyncio.FIRST_COMPLETED)
-        if ready.is_set():
-            print("READY", flush=True)
-        await asyncio.wait([runner, stopping], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (announced, stopping, runner):
-            task.cancel()
-        # The runner's own error (say, an unusable database) surfaces here; its cancellation was ours.
-        (outcome,) = await asyncio.gather(runner, return_exceptions=True)
-    if isinstance(outcome, Exception):
-        raise outcome
+    # An unusable database or upstream surfaces here, from entering the path, as a GatewayError.
+    async with AlarmPath(config) as path:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CONNECT_WAIT_S):
+                await path.service.listener.connected.wait()
+        print("READY", flush=True)
+        await stop.wait()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,9 +1,12 @@
-"""App wiring and lifecycle: every part is started in a cleanup context, in order, and stopped in reverse."""
+"""App wiring and lifecycle: every part is started in a cleanup context, in order, and stopped in reverse.
+
+Every long-running task is a part of the one supervisor (crashes logged, counted, restarted, shown in /healthz);
+every part adds its checks to the health board as it starts.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 import time
@@ -13,74 +16,121 @@ import aiohttp
 from aiohttp import web
 
 from adapters.mqtt.state_topics import StatePublisher
-from adapters.upstreams.base import Upstream
-from adapters.upstreams.http import HttpUpstream
-from gateway.domain.config import GatewayConfig, HttpUpstreamConfig
+from gateway.domain.camera import CameraState
+from gateway.domain.config import GatewayConfig
 from gateway.faces import web as faces
-from gateway.services.alarms import AlarmFaces, AlarmService
+from gateway.services.alarm_path import AlarmPath
+from gateway.services.alarm_view import AlarmView
+from gateway.services.alarms import AlarmService
 from gateway.services.camera_health import CameraHealth, CameraRuntime
+from gateway.services.database import Database
+from gateway.services.forwarder import Forwarder
+from gateway.services.health import BROKER_GRACE_S, EVALUATE_EVERY_S, Check, HealthBoard, Verdict
 from gateway.services.history import record_transition
-from gateway.services.outbox import Outbox
 from gateway.services.patrol import Patrol
 from gateway.services.snapshots import CameraSnapshots
 from gateway.services.status import GatewayStatus
-from gateway.services.storage import open_database
 from gateway.services.supervisor import Supervisor
-from monitoring.camera_state import CameraState, Transition
+from monitoring.camera_state import Transition
 
 logger = logging.getLogger(__name__)
 
 CONFIG = web.AppKey("config", GatewayConfig)
-DB = web.AppKey("db", sqlite3.Connection)
+DB = web.AppKey("db", Database)
 SUPERVISOR = web.AppKey("supervisor", Supervisor)
 STATUS = web.AppKey("status", GatewayStatus)
+HEALTH = web.AppKey("health", HealthBoard)
 STATE_TOPICS = web.AppKey("state_topics", StatePublisher)
 ALARMS = web.AppKey("alarms", AlarmService)
 _RUN_ID = web.AppKey("run_id", int)
 
-# How often the gateway notes that it is alive: the gap after the last note is its own downtime after a crash,
-# shown as unknown in uptime rather than blamed on the cameras.
-ALIVE_EVERY_S = 15.0
+# How often the gateway notes that it is alive, which is also the storage probe: the gap after the last note is
+# its own downtime after a crash (shown as unknown in uptime, not blamed on the cameras), and a failed note is an
+# unwritable disk in /healthz within this long.
+ALIVE_EVERY_S = 2.0
 # Uptime is recomputed from the stored history this often; it changes slowly and costs a database read.
 UPTIME_EVERY_S = 60.0
 # Connections to cameras: many cameras, few requests each; one per camera at a time is what firmware expects.
 CAMERA_CONNECTIONS = 512
 
 
-async def _storage(app: web.Application) -> AsyncIterator[None]:
-    config = app[CONFIG]
-    conn = await asyncio.to_thread(open_database, config.storage.path)
+def _start_run(conn: sqlite3.Connection) -> int:
     now = time.time()
     cursor = conn.execute("INSERT INTO gateway_runs (started_at, alive_at) VALUES (?, ?)", (now, now))
-    app[DB] = conn
-    app[_RUN_ID] = int(cursor.lastrowid or 0)
-    logger.info("storage: %s open", config.storage.path)
-    yield
+    return int(cursor.lastrowid or 0)
+
+
+def _note_alive(conn: sqlite3.Connection, run_id: int) -> None:
+    conn.execute("UPDATE gateway_runs SET alive_at = ? WHERE id = ?", (time.time(), run_id))
+
+
+def _end_run(conn: sqlite3.Connection, run_id: int) -> None:
     stopped = time.time()
-    conn.execute("UPDATE gateway_runs SET alive_at = ?, stopped_at = ? WHERE id = ?", (stopped, stopped, app[_RUN_ID]))
-    conn.close()
+    conn.execute("UPDATE gateway_runs SET alive_at = ?, stopped_at = ? WHERE id = ?", (stopped, stopped, run_id))
+
+
+async def _storage(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    db = await Database.open(config.storage.path)
+    app[DB] = db
+    app[_RUN_ID] = await db.run(_start_run)
+    logger.info("storage: %s open", config.storage.path)
+
+    def storage() -> Verdict:
+        outbox = app[ALARMS].outbox if ALARMS in app else None
+        failure = db.failure or (outbox.failure if outbox is not None else None)
+        return Verdict(failure is None, failure or f"{config.storage.path} writable")
+
+    app[HEALTH].add("storage", storage, critical=True)
+    yield
+    try:
+        await db.run(_end_run, app[_RUN_ID])
+    except sqlite3.Error as exc:
+        logger.error("storage: the end of this run was not recorded: %s", exc)
+    await asyncio.to_thread(db.close)
 
 
 async def _supervisor(app: web.Application) -> AsyncIterator[None]:
     supervisor = Supervisor()
     app[SUPERVISOR] = supervisor
+    app[STATUS].crashes = supervisor.crashes
+    db, board = app[DB], app[HEALTH]
 
     async def note_alive() -> None:
         while True:
+            await db.write_now(_note_alive, app[_RUN_ID])
             await asyncio.sleep(ALIVE_EVERY_S)
-            app[DB].execute("UPDATE gateway_runs SET alive_at = ? WHERE id = ?", (time.time(), app[_RUN_ID]))
+
+    async def keep_health() -> None:
+        # Evaluated on a timer too, not only when asked, so each part's `since` is the time it changed.
+        while True:
+            board.evaluate()
+            await asyncio.sleep(EVALUATE_EVERY_S)
 
     supervisor.start("alive", note_alive)
+    supervisor.start("health", keep_health)
     yield
     await supervisor.stop()
+
+
+def running(supervisor: Supervisor, *names: str) -> Verdict:
+    """Ok while every named part is running; else which one is not, and its last error."""
+    status = supervisor.status()
+    for name in names:
+        part = status.get(name)
+        if part is None or not part.running:
+            why = part.last_error if part is not None and part.last_error else "not started"
+            return Verdict(False, f"{name} is not running ({why})")
+    return Verdict(True, "running")
 
 
 async def _state_topics(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     publisher = StatePublisher(config.mqtt, config.school.id)
     app[STATE_TOPICS] = publisher
-    await publisher.start()
+    app[SUPERVISOR].start("state-topics", publisher.run)
     yield
+    await app[SUPERVISOR].stop_parts("state-topics")
     await publisher.stop()
 
 
@@ -94,35 +144,44 @@ def _camera_state_json(runtime: CameraRuntime) -> dict[str, object]:
 
 
 async def _cameras(app: web.Application) -> AsyncIterator[None]:
-    config, db, status = app[CONFIG], app[DB], app[STATUS]
+    config, db, status, supervisor = app[CONFIG], app[DB], app[STATUS], app[SUPERVISOR]
     publisher = app[STATE_TOPICS]
 
     def on_transition(runtime: CameraRuntime, transition: Transition) -> None:
-        record_transition(
-            db, runtime.config.id, transition.at, transition.old.value, transition.new.value, transition.reasons
+        # Queued to the database thread in order: a bad minute's thousand transitions never wait on the disk here.
+        db.write(
+            record_transition,
+            runtime.config.id,
+            transition.at,
+            transition.old.value,
+            transition.new.value,
+            transition.reasons,
         )
         publisher.publish_camera(runtime.config.id, _camera_state_json(runtime))
 
     connector = aiohttp.TCPConnector(limit=CAMERA_CONNECTIONS, limit_per_host=0, ttl_dns_cache=300)
     async with aiohttp.ClientSession(connector=connector) as session:
         health = CameraHealth(config.cameras, config.polling, session, on_transition=on_transition)
-        _mark_restart(db, health)
+        await db.run(_mark_restart, health)
         status.health = health
         for runtime in health.cameras.values():
             publisher.publish_camera(runtime.config.id, _camera_state_json(runtime))
 
         async def keep_uptime() -> None:
             while True:
-                await asyncio.to_thread(status.refresh_uptime)
+                await db.run(lambda _conn: status.refresh_uptime())
                 await asyncio.sleep(UPTIME_EVERY_S)
 
-        app[SUPERVISOR].start("cameras", health.run)
-        app[SUPERVISOR].start("uptime", keep_uptime)
-        patrol = Patrol(health, status.pictures, config.patrol, db=lambda: app[DB])
-        app[SUPERVISOR].start("patrol", patrol.run)
+        supervisor.start("cameras", health.run)
+        supervisor.start("uptime", keep_uptime)
+        patrol = Patrol(health, status.pictures, config.patrol, db=lambda: db.conn)
+        supervisor.start("patrol", patrol.run)
+        app[HEALTH].add("cameras", lambda: running(supervisor, "cameras", "uptime"), critical=True)
+        app[HEALTH].add("patrol", lambda: running(supervisor, "patrol"), critical=True)
         yield
         # Stop what uses the session before the session closes.
-        await app[SUPERVISOR].stop_parts("patrol", "uptime", "cameras")
+        app[HEALTH].remove("cameras", "patrol")
+        await supervisor.stop_parts("patrol", "uptime", "cameras")
 
 
 def _mark_restart(db: sqlite3.Connection, health: CameraHealth) -> None:
@@ -142,45 +201,57 @@ def _mark_restart(db: sqlite3.Connection, health: CameraHealth) -> None:
 
 
 async def _alarms(app: web.Application) -> AsyncIterator[None]:
-    config, status = app[CONFIG], app[STATUS]
-    supported = [u for u in config.upstreams if isinstance(u, HttpUpstreamConfig)]
-    for upstream in config.upstreams:
-        if not isinstance(upstream, HttpUpstreamConfig):
-            logger.warning(
-                "%s: upstream kind %r is not available in this version; not forwarding to it",
-                upstream.name,
-                upstream.kind,
-            )
-    outbox = await asyncio.to_thread(Outbox, config.storage.path, [u.name for u in supported])
-    async with contextlib.AsyncExitStack() as stack:
-        upstreams: list[Upstream] = []
-        for upstream_config in supported:
-            # One session per upstream for the life of the app: its connection pool and limits are its own.
-            session = await stack.enter_async_context(aiohttp.ClientSession())
-            upstreams.append(HttpUpstream(upstream_config, session))
-        health = status.health
-        service = AlarmService(config, outbox, upstreams, snapshots=CameraSnapshots(health) if health else None)
+    config, status, supervisor, board = app[CONFIG], app[STATUS], app[SUPERVISOR], app[HEALTH]
+    snapshots = CameraSnapshots(status.health) if status.health is not None else None
+    async with AlarmPath(config, snapshots=snapshots, supervisor=supervisor) as path:
+        service = path.service
         app[ALARMS] = service
-        await service.start()
-        status.alarm_view = AlarmFaces(service)
-        app[SUPERVISOR].start("buttons", service.supervise)
+        status.alarm_view = AlarmView(service)
+        listener = service.listener
+
+        def buttons() -> Verdict:
+            parts = running(supervisor, "buttons", "button-supervision", "delivery-marks")
+            if not parts.ok:
+                return parts
+            if not listener.committing:
+                return Verdict(False, "the alarm commit thread has stopped")
+            if listener.down_since is not None:
+                away = time.time() - listener.down_since
+                detail = f"no broker session for {away:.0f} s: {listener.last_error}"
+                return Verdict(away <= BROKER_GRACE_S, detail)
+            return Verdict(True, f"subscribed at {config.mqtt.host}:{config.mqtt.port}")
+
+        board.add("buttons", buttons, critical=True)
+        for forwarder in service.forwarders:
+            board.add(f"upstream:{forwarder.upstream.name}", _upstream_check(forwarder), critical=False)
         yield
-        await app[SUPERVISOR].stop_parts("buttons")
-        await service.stop()
-    outbox.close()
+        board.remove("buttons", *(f"upstream:{f.upstream.name}" for f in service.forwarders))
+
+
+def _upstream_check(forwarder: Forwarder) -> Check:
+    """Ok until a delivery fails (a platform not yet tried is not a fault); the detail says what waits."""
+
+    def check() -> Verdict:
+        state = forwarder.upstream.state
+        if state.link == "down":
+            return Verdict(False, f"{state.last_error}; {forwarder.pending} pending")
+        return Verdict(True, f"link {state.link}, {forwarder.pending} pending")
+
+    return check
 
 
 def create_app(config: GatewayConfig) -> web.Application:
     """The gateway as an aiohttp application; `web.run_app(create_app(cfg))` runs it."""
     app = web.Application()
     app[CONFIG] = config
-    status = GatewayStatus(config, lambda: app[DB])
+    status = GatewayStatus(config, lambda: app[DB].conn)
     app[STATUS] = status
+    app[HEALTH] = HealthBoard()
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_supervisor)
     app.cleanup_ctx.append(_state_topics)
     app.cleanup_ctx.append(_cameras)
     app.cleanup_ctx.append(_alarms)
     tokens = {str(role): token.get_secret_value() for role, token in config.web.tokens.items()}
-    faces.add_routes(app, status, tokens, config.web.host)
+    faces.add_routes(app, status, tokens, config.web.host, health=app[HEALTH].report)
     return app

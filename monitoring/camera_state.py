@@ -12,29 +12,19 @@ debounced state has stayed put for `flap_hold` seconds.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 
-
-class CameraState(StrEnum):
-    """A `str` enum (StrEnum is `str, Enum` with str() giving the value): stored and sent as its value."""
-
-    UNKNOWN = "unknown"
-    ONLINE = "online"
-    DEGRADED = "degraded"
-    OFFLINE = "offline"
-    MAINTENANCE = "maintenance"
-
+from gateway.domain.camera import CameraState, Reason
 
 # How bad a state is: a flapping camera is shown in the worst state it swings between.
 SEVERITY: dict[CameraState, int] = {CameraState.ONLINE: 0, CameraState.DEGRADED: 1, CameraState.OFFLINE: 2}
 
 # Reason added while a camera is held by flap suppression, so staff see why it is not shown as recovered.
-FLAPPING = "flapping"
+FLAPPING = Reason.FLAPPING
 # Reason of an unreachable round that came without any description.
-UNREACHABLE = "unreachable"
+UNREACHABLE = Reason.UNREACHABLE
 # Reasons of the transitions that maintenance orders cause (the state itself carries no reasons meanwhile).
-MAINTENANCE_SET = "maintenance_set"
-MAINTENANCE_CLEARED = "maintenance_cleared"
+MAINTENANCE_SET = Reason.MAINTENANCE_SET
+MAINTENANCE_CLEARED = Reason.MAINTENANCE_CLEARED
 
 # Defaults, each overridable from the config.
 # One good round brings a camera back: a camera that answered is working now, and reporting its recovery a round

@@ -18,13 +18,11 @@ from bisect import bisect_right
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
+from gateway.domain.camera import STREAM_LOST, CameraState
 from monitoring.uptime import DAY, Intervals, merge_intervals
 
-# Degradations that mean the platform gets no usable video from the camera. `auth_failed`: the gateway holds
-# wrong credentials, so neither it nor a platform pulling through it gets the stream.
-STREAM_LOST = frozenset({"stream_unreachable", "stream_auth_failed", "stream_error", "no_stream_uri", "auth_failed"})
-WORKING_STATES = frozenset({"online", "degraded"})
-OUT_OF_SERVICE = "maintenance"
+WORKING_STATES = frozenset({CameraState.ONLINE, CameraState.DEGRADED})
+OUT_OF_SERVICE = CameraState.MAINTENANCE
 
 # One camera's stored transitions, oldest first: (at, new state, reasons).
 History = Sequence[tuple[float, str, Collection[str]]]
@@ -34,7 +32,7 @@ History = Sequence[tuple[float, str, Collection[str]]]
 class CameraReading:
     """One camera as the networking rate sees it now. `linked`: a platform link covers this camera."""
 
-    state: str
+    state: CameraState
     stream_ok: bool
     reasons: frozenset[str] = frozenset()
     linked: bool = True

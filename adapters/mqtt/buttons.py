@@ -14,26 +14,21 @@ import logging
 import queue
 import random
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from adapters.mqtt import session
 from adapters.mqtt.profiles import Route
+from adapters.mqtt.session import CONNECT_TIMEOUT_S
 from adapters.mqtt.tcp import no_delay
 from gateway.domain.config import MqttConfig
 
 logger = logging.getLogger(__name__)
 
-# Reconnecting: a fresh client each time (a client that failed is never reused), after a delay that starts short
-# (a broker restart at a school takes a second or two) and doubles up to half a minute, each delay shortened by a
-# random part so that many gateways behind one broker do not all come back in the same instant.
-RECONNECT_FIRST_S = 0.5
-RECONNECT_MAX_S = 30.0
-RECONNECT_JITTER = 0.5
-# Bound on one connection attempt (TCP connect + CONNECT/CONNACK happen in paho's blocking connect()).
-CONNECT_TIMEOUT_S = 5.0
 # Our own QoS 1 publishes (acks to buttons) in flight at once: in a burst every press gets its ack promptly.
 MAX_INFLIGHT_OUT = 1000
 
@@ -69,7 +64,10 @@ class ButtonListener:
         self.connections = 0  # successful connections so far (a test and a metric)
         self._lost = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: asyncio.Task[None] | None = None
+        # Since when the listener has had no working session (None while connected): health turns failing when this
+        # is more than a few seconds old, since a press now would stay with the broker.
+        self.down_since: float | None = time.time()
+        self.last_error: str | None = None
         self._inbox: queue.SimpleQueue[tuple[mqtt.Client, Route, mqtt.MQTTMessage] | None] = queue.SimpleQueue()
         self._committer = threading.Thread(target=self._commit_loop, name="button-commits", daemon=True)
 
@@ -99,6 +97,7 @@ class ButtonListener:
     def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
             logger.warning("buttons: broker refused the connection: %s", reason)
+            self._signal(lambda: self._down(f"broker refused the connection: {reason}"))
             self._signal(self._lost.set)
             return
         # Subscribing again is harmless with a persistent session and needed after the broker lost it. We count as
@@ -124,9 +123,17 @@ class ButtonListener:
     def _up(self) -> None:
         self.connections += 1
         self.connected.set()
+        self.down_since = None
+        self.last_error = None
+
+    def _down(self, why: str) -> None:
+        self.connected.clear()
+        self.last_error = why
+        if self.down_since is None:
+            self.down_since = time.time()
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        self._signal(self.connected.clear)
+        self._signal(lambda: self._down(f"disconnected from the broker: {reason}"))
         self._signal(self._lost.set)
         logger.warning("buttons: disconnected from the broker (%s)", reason)
 
@@ -173,41 +180,45 @@ class ButtonListener:
 
     # -- the event loop -----------------------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    def start(self) -> None:
+        """Start the commit thread; `run()`, which holds the broker session, is the caller's to own."""
         self._loop = asyncio.get_running_loop()
         self._committer.start()
-        self._runner = asyncio.create_task(self.run(), name="buttons-mqtt")
+
+    @property
+    def committing(self) -> bool:
+        """The commit thread is alive (it ends only at stop)."""
+        return self._committer.is_alive()
 
     async def run(self) -> None:
-        """Hold the connection until cancelled: connect, wait for the loss, back off, connect a fresh client."""
-        failures = 0
-        while True:
-            client = self._new_client()
-            self._lost.clear()
-            connections_before = self.connections
-            host, port, keepalive = self._config.host, self._config.port, int(self._config.keepalive)
-            try:
-                async with asyncio.timeout(CONNECT_TIMEOUT_S + 1):
-                    await asyncio.to_thread(client.connect, host, port, keepalive)
-            except (OSError, TimeoutError) as exc:
-                logger.warning("buttons: cannot reach the broker at %s:%d: %s", host, port, exc)
-                self._lost.set()
-            else:
-                self._client = client
-                client.loop_start()
-            try:
-                await self._lost.wait()
-            finally:
-                # This client is done for good (its thread, its socket); the next connection is a new client.
-                await asyncio.to_thread(_close, client)
-            failures = 1 if self.connections > connections_before else failures + 1
-            delay = self._delay(failures)
-            logger.info("buttons: connecting again in %.1f s", delay)
-            await asyncio.sleep(delay)
+        """Hold the connection until cancelled: connect, wait for the loss, back off, connect a fresh client.
+
+        Unexpected errors propagate to the owner (a supervisor), which logs, counts and restarts this."""
+        try:
+            await self._hold()
+        finally:
+            self._down("the listener stopped")
+
+    async def _hold(self) -> None:
+        await session.hold(
+            "buttons",
+            self._config,
+            self._new_client,
+            self._lost,
+            connections=lambda: self.connections,
+            on_client=self._current,
+            on_unreachable=self._down,
+            draw=self._draw,
+        )
+
+    def _current(self, client: mqtt.Client | None) -> None:
+        # Between clients the last one is kept for the commit thread's check: a message that came through it is
+        # then not acknowledged (the broker sends it again on the new connection).
+        if client is not None:
+            self._client = client
 
     def _delay(self, failures: int) -> float:
-        base = min(RECONNECT_MAX_S, RECONNECT_FIRST_S * 2.0 ** (failures - 1))
-        return base * (1 - RECONNECT_JITTER * self._draw())
+        return session.reconnect_delay(failures, self._draw())
 
     def publish_ack(self, button_id: str, alarm_id: str, state: str) -> None:
         """Tell the button how far its alarm got (`received`, `delivered`, `acknowledged`); its LED shows it.
@@ -219,17 +230,8 @@ class ButtonListener:
             client.publish(f"{self._ack_base}/{button_id}/ack", payload, qos=1)
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            self._runner.cancel()
-            await asyncio.gather(self._runner, return_exceptions=True)
-            self._runner = None
+        """After the owner has cancelled `run()`: end the commit thread."""
         self._client = None
         self._inbox.put(None)
         if self._committer.is_alive():
             await asyncio.to_thread(self._committer.join, 5.0)
-
-
-def _close(client: mqtt.Client) -> None:
-    """Blocking: end a client's session politely if it is connected, and its network thread."""
-    client.disconnect()
-    client.loop_stop()

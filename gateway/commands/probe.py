@@ -61,9 +61,7 @@ async def probe_round(config: GatewayConfig, progress: TextIO | None) -> tuple[l
     if progress is not None:
         progress.write("\n")
     runtimes = list(health.cameras.values())
-    readings = [
-        CameraReading(r.machine.state.value, bool(r.stream and r.stream.ok), r.machine.reasons) for r in runtimes
-    ]
+    readings = [CameraReading(r.machine.state, bool(r.stream and r.stream.ok), r.machine.reasons) for r in runtimes]
     return [camera_row(r) for r in runtimes], networking_rate(readings, platform_link_ok=True).rate
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 CAMERA_STATES = ("unknown", "online", "degraded", "offline", "maintenance")
@@ -20,7 +20,7 @@ class _SnapshotCollector(Collector):
     def __init__(self, data: dict[str, Any]) -> None:
         self._data = data
 
-    def collect(self) -> Iterator[GaugeMetricFamily | HistogramMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | HistogramMetricFamily | CounterMetricFamily]:
         data = self._data
         school = str(data.get("school", ""))
         up = GaugeMetricFamily("huxiao_camera_up", "1 if the camera is online or degraded", labels=["camera", "name"])
@@ -77,6 +77,13 @@ class _SnapshotCollector(Collector):
         for name, histogram in (data.get("delivery_latency") or {}).items():
             latency.add_metric([str(name)], histogram.cumulative(), sum_value=histogram.total)
         yield latency
+
+        crashes = CounterMetricFamily(
+            "huxiao_part_crashes", "crashes of a background part (restarted with back-off)", labels=["part"]
+        )
+        for part, count in sorted((data.get("part_crashes") or {}).items()):
+            crashes.add_metric([str(part)], float(count))
+        yield crashes
 
 
 def render_metrics(data: dict[str, Any]) -> bytes:

@@ -6,9 +6,11 @@ who may see it and how it is encoded.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import json
+from collections.abc import Callable
 from importlib import resources
 from typing import Any, Protocol
 
@@ -34,6 +36,8 @@ class StatusSource(Protocol):
 SOURCE = web.AppKey("status_source", StatusSource)
 TOKENS = web.AppKey("tokens", dict)  # role -> token (plain str), from the config's web.tokens
 LOOPBACK_ONLY = web.AppKey("loopback_only", bool)
+HealthReport = Callable[[], tuple[dict[str, Any], int]]
+HEALTH: web.AppKey[HealthReport] = web.AppKey("health")
 
 ROLE_RANK = {"patrol": 1, "admin": 2}
 
@@ -83,8 +87,10 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """200 once every part has started; load balancers and Docker's HEALTHCHECK read this."""
-    return _json({"status": "ok"})
+    """200 for ok and degraded, 503 for failing; Docker's HEALTHCHECK and load balancers read this. Open to all:
+    it names parts and their state, never a secret."""
+    body, status = request.app[HEALTH]()
+    return _json(body, status)
 
 
 async def summary(request: web.Request) -> web.Response:
@@ -111,7 +117,8 @@ async def alarms(request: web.Request) -> web.Response:
         limit = max(1, min(MAX_ALARMS, int(request.query.get("limit", "50"))))
     except ValueError:
         raise web.HTTPBadRequest(text="limit must be a whole number") from None
-    return _json(request.app[SOURCE].alarms(limit))
+    # A database read: off the loop.
+    return _json(await asyncio.to_thread(request.app[SOURCE].alarms, limit))
 
 
 async def maintenance(request: web.Request) -> web.Response:
@@ -149,8 +156,11 @@ async def asset(request: web.Request) -> web.Response:
     return web.Response(body=path.read_bytes(), content_type=types[kind], charset="utf-8")
 
 
-def add_routes(app: web.Application, source: StatusSource, tokens: dict[str, str], listen_host: str) -> None:
+def add_routes(
+    app: web.Application, source: StatusSource, tokens: dict[str, str], listen_host: str, *, health: HealthReport
+) -> None:
     app[SOURCE] = source
+    app[HEALTH] = health
     app[TOKENS] = dict(tokens)
     app[LOOPBACK_ONLY] = _is_loopback(listen_host)
     app.router.add_get("/healthz", healthz)

@@ -1,8 +1,8 @@
 """The whole alarm path of one gateway, wired from its config: outbox, one session per upstream, the button
 listener, the forwarders and button supervision. One wiring, used by the app and by `gateway.alarms_only`:
 
-    async with AlarmPath(config) as path:   # from the app's cleanup context: path.service is the AlarmService
-        ...
+    async with AlarmPath(config, supervisor=app_supervisor) as path:   # path.service is the AlarmService
+        ...                                                           # its parts run under the supervisor
 
 and, for subprocess tests and field debugging, `python -m gateway.alarms_only -c FILE`.
 """
@@ -20,8 +20,10 @@ from adapters.upstreams.base import Upstream
 from adapters.upstreams.http import HttpUpstream
 from gateway.domain.config import GatewayConfig, HttpUpstreamConfig, UpstreamConfig
 from gateway.domain.errors import GatewayError
-from gateway.services.alarms import AlarmService, SnapshotSource
+from gateway.services.alarm_pictures import SnapshotSource
+from gateway.services.alarms import AlarmService
 from gateway.services.outbox import Outbox
+from gateway.services.supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
 
@@ -32,11 +34,23 @@ def supported(upstream: UpstreamConfig) -> bool:
 
 
 class AlarmPath:
-    """An async context manager owning every resource of the alarm path, stopped in reverse order of start."""
+    """An async context manager owning every resource of the alarm path, stopped in reverse order of start.
 
-    def __init__(self, config: GatewayConfig, *, snapshots: SnapshotSource | None = None) -> None:
+    Its long-running parts (the broker session, button supervision, delivery marks) and short tasks (pictures,
+    per-button delivery queues) run under `supervisor`, or under one of its own when none is given.
+    """
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        snapshots: SnapshotSource | None = None,
+        supervisor: Supervisor | None = None,
+    ) -> None:
         self.config = config
         self._snapshots = snapshots
+        self._own_supervisor = supervisor is None
+        self.supervisor = supervisor if supervisor is not None else Supervisor()
         self._stack = contextlib.AsyncExitStack()
         self._service: AlarmService | None = None
 
@@ -57,6 +71,8 @@ class AlarmPath:
                 )
         chosen = [u for u in config.upstreams if isinstance(u, HttpUpstreamConfig)]
         try:
+            if self._own_supervisor:
+                self._stack.push_async_callback(self.supervisor.stop)
             # Opening and migrating the database may fsync: off the loop.
             outbox = await asyncio.to_thread(Outbox, config.storage.path, [u.name for u in chosen])
             self._stack.callback(outbox.close)
@@ -65,9 +81,14 @@ class AlarmPath:
                 # One session per upstream for the life of the path: its connection pool and limits are its own.
                 session = await self._stack.enter_async_context(aiohttp.ClientSession())
                 upstreams.append(HttpUpstream(upstream_config, session))
-            service = AlarmService(config, outbox, upstreams, snapshots=self._snapshots)
+            service = AlarmService(config, outbox, upstreams, snapshots=self._snapshots, tasks=self.supervisor.tasks)
             await service.start()
             self._stack.push_async_callback(service.stop)
+            parts = service.parts()
+            for name, factory in parts.items():
+                self.supervisor.start(name, factory)
+            # Stopped before the service closes what they use.
+            self._stack.push_async_callback(self.supervisor.stop_parts, *parts)
         except BaseException:
             await self._stack.aclose()
             raise
@@ -79,7 +100,3 @@ class AlarmPath:
     ) -> None:
         self._service = None
         await self._stack.aclose()
-
-    async def run(self) -> None:
-        """Supervise the buttons until cancelled (the forwarders and the listener run on their own)."""
-        await self.service.supervise()

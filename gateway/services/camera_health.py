@@ -21,9 +21,10 @@ from adapters.onvif import client as onvif_client
 from adapters.onvif.client import AuthMemo, DeviceInfo, MediaInfo
 from adapters.rtsp import client as rtsp_client
 from adapters.rtsp.client import StreamInfo
+from gateway.domain.camera import CameraState, Reason, is_picture_reason
 from gateway.domain.config import CameraConfig, PollingConfig
 from gateway.domain.errors import AuthFailed, DeviceError, DeviceProtocolError, DeviceTimeout
-from monitoring.camera_state import CameraState, MachineState, Observation, Policy, Transition, advance, initial
+from monitoring.camera_state import MachineState, Observation, Policy, Transition, advance, expire, initial
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,9 @@ MAX_CONCURRENT_POLLS = 256
 # A camera whose media discovery failed (firmware without GetStreamUri, a broken profile) is asked again after
 # this long, not every round: four more requests per round would buy nothing.
 MEDIA_RETRY_S = 600.0
+# The between-rounds timer looks for overdue cameras at least this often: offline is reported within
+# interval × offline_after + this (the target allows 1 s).
+EXPIRE_EVERY_S = 0.5
 
 
 @dataclass(slots=True)
@@ -58,6 +62,7 @@ class CameraRuntime:
     last_error: str | None = None
     device_info: DeviceInfo | None = None
     busy: bool = False  # a poll is in flight: a slow camera is never polled twice at once
+    last_observation: Observation | None = None  # the last poll's, for applying a patrol verdict at once
 
     @property
     def stream_uri(self) -> str | None:
@@ -79,14 +84,14 @@ def policy_for(camera: CameraConfig, polling: PollingConfig) -> Policy:
     )
 
 
-def _error_reason(exc: DeviceError) -> str:
+def _error_reason(exc: DeviceError) -> Reason:
     if isinstance(exc, DeviceTimeout):
-        return "timeout"
+        return Reason.TIMEOUT
     if isinstance(exc, DeviceProtocolError):
-        return "protocol_error"
+        return Reason.PROTOCOL_ERROR
     if isinstance(exc, AuthFailed):
-        return "auth_failed"
-    return "unreachable"
+        return Reason.AUTH_FAILED
+    return Reason.UNREACHABLE
 
 
 class CameraHealth:
@@ -135,7 +140,7 @@ class CameraHealth:
             runtime.rtt_ms = probe.rtt_ms
             runtime.clock_skew_s = probe.clock_skew_s
             if probe.clock_skew_s is not None and abs(probe.clock_skew_s) > CLOCK_SKEW_LIMIT_S:
-                reasons.add("clock_skew")
+                reasons.add(Reason.CLOCK_SKEW)
             await self._check_onvif(runtime, timeout, reasons, now)
         stream_uri = runtime.stream_uri
         if stream_uri:
@@ -148,9 +153,9 @@ class CameraHealth:
                 runtime.last_error = str(exc)
                 if not camera.onvif:
                     return Observation(at=now, reachable=False, reasons=frozenset({_error_reason(exc)}))
-                reasons.add("stream_auth_failed" if isinstance(exc, AuthFailed) else "stream_unreachable")
-        elif camera.onvif and "auth_failed" not in reasons:
-            reasons.add("no_stream_uri")
+                reasons.add(Reason.STREAM_AUTH_FAILED if isinstance(exc, AuthFailed) else Reason.STREAM_UNREACHABLE)
+        elif camera.onvif and Reason.AUTH_FAILED not in reasons:
+            reasons.add(Reason.NO_STREAM_URI)
         runtime.last_seen = now
         return Observation(at=now, reachable=True, reasons=frozenset(reasons))
 
@@ -176,7 +181,7 @@ class CameraHealth:
             return
         except DeviceError as exc:
             runtime.last_error = str(exc)
-            reasons.add("onvif_error")
+            reasons.add(Reason.ONVIF_ERROR)
             return
         runtime.device_info = auth.device_info
         stale = now - runtime.media_at > self._polling.refresh_media
@@ -198,22 +203,27 @@ class CameraHealth:
                 runtime.last_error = str(exc)
                 runtime.media_failed_at = now
                 if not camera.rtsp:  # with a configured stream, discovery is a convenience, not a fault
-                    reasons.add("onvif_error")
+                    reasons.add(Reason.ONVIF_ERROR)
 
     def apply(self, runtime: CameraRuntime, observation: Observation) -> Transition | None:
         """Feed one observation to the camera's state machine; tell the listener about a transition."""
         runtime.machine, transition = advance(runtime.machine, observation, runtime.policy)
+        if observation.maintenance is None:
+            runtime.last_observation = observation
         if transition is not None:
-            logger.info(
-                "%s: %s -> %s %s",
-                runtime.config.id,
-                transition.old.value,
-                transition.new.value,
-                ",".join(sorted(transition.reasons)),
-            )
-            if self._on_transition is not None:
-                self._on_transition(runtime, transition)
+            self._transitioned(runtime, transition)
         return transition
+
+    def _transitioned(self, runtime: CameraRuntime, transition: Transition) -> None:
+        logger.info(
+            "%s: %s -> %s %s",
+            runtime.config.id,
+            transition.old.value,
+            transition.new.value,
+            ",".join(sorted(transition.reasons)),
+        )
+        if self._on_transition is not None:
+            self._on_transition(runtime, transition)
 
     async def poll_and_apply(self, runtime: CameraRuntime) -> None:
         if runtime.machine.state is CameraState.MAINTENANCE or runtime.busy:
@@ -238,27 +248,47 @@ class CameraHealth:
                 group.create_task(one(runtime))
 
     async def run(self) -> None:
-        """Poll each camera every `interval`, first rounds spread over one interval so they do not all collide."""
+        """Poll each camera every `interval`, first rounds spread over one interval so they do not all collide.
+
+        Between rounds the timer also asks each failing camera's state machine whether its offline deadline has
+        passed, so a camera whose poll hangs is reported offline on time, not when its hung poll finally gives up.
+        """
         start = time.monotonic()
         for runtime in self.cameras.values():
             runtime.next_due = start + random.uniform(0, min(runtime.policy.interval, 2.0))
-        in_flight: set[asyncio.Task[None]] = set()
-        try:
+        # The group owns every poll in flight: a poll that raises is a bug that ends this part (the supervisor
+        # logs, counts and restarts it); a cancelled part cancels its polls.
+        async with asyncio.TaskGroup() as polls:
             while True:
                 now = time.monotonic()
-                due = [r for r in self.cameras.values() if r.next_due <= now]
-                for runtime in due:
-                    runtime.next_due = now + runtime.policy.interval
-                    task = asyncio.create_task(self.poll_and_apply(runtime), name=f"poll {runtime.config.id}")
-                    in_flight.add(task)
-                    task.add_done_callback(in_flight.discard)
+                for runtime in self.cameras.values():
+                    if runtime.next_due <= now:
+                        runtime.next_due = now + runtime.policy.interval
+                        polls.create_task(self.poll_and_apply(runtime), name=f"poll {runtime.config.id}")
+                self.expire_overdue()
                 next_due = min((r.next_due for r in self.cameras.values()), default=now + 1.0)
-                await asyncio.sleep(max(0.05, next_due - time.monotonic()))
-        finally:
-            for task in in_flight:
-                task.cancel()
-            if in_flight:
-                await asyncio.gather(*in_flight, return_exceptions=True)
+                await asyncio.sleep(min(EXPIRE_EVERY_S, max(0.05, next_due - time.monotonic())))
+
+    def expire_overdue(self) -> None:
+        """Declare offline every camera whose offline deadline has passed while its poll is still out."""
+        now = self._clock()
+        for runtime in self.cameras.values():
+            if runtime.machine.failures == 0 and not runtime.busy:
+                continue
+            runtime.machine, transition = expire(runtime.machine, now, runtime.policy)
+            if transition is not None:
+                self._transitioned(runtime, transition)
+
+    def apply_pictures(self, runtime: CameraRuntime, reasons: frozenset[str]) -> Transition | None:
+        """A patrol verdict, applied at once: the camera's next observation is its last one with these picture
+        reasons (a patrol proves nothing about reachability, so an offline camera stays offline)."""
+        runtime.picture_reasons = reasons
+        if runtime.machine.state not in (CameraState.ONLINE, CameraState.DEGRADED) or runtime.last_observation is None:
+            return None
+        last = runtime.last_observation
+        others = frozenset(r for r in last.reasons if not is_picture_reason(r))
+        observation = Observation(at=self._clock(), reachable=True, reasons=others | reasons)
+        return self.apply(runtime, observation)
 
     def set_maintenance(self, camera_id: str, on: bool) -> Transition | None:
         runtime = self.cameras[camera_id]

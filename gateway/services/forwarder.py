@@ -10,7 +10,7 @@ import asyncio
 import logging
 import random
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -18,6 +18,7 @@ from adapters.upstreams.base import Upstream
 from gateway.domain.errors import UpstreamError
 from gateway.domain.events import OutboxEvent
 from gateway.services.outbox import Outbox
+from gateway.services.supervisor import TaskSet
 from monitoring.latency import LatencyHistogram
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class Forwarder:
         on_delivered: Callable[[Upstream, OutboxEvent], None] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         draw: Callable[[], float] = random.random,
+        tasks: TaskSet | None = None,
     ) -> None:
         self.upstream = upstream
         self._outbox = outbox
@@ -63,6 +65,8 @@ class Forwarder:
         self._sleep = sleep
         self._draw = draw
         self._queues: dict[str, _Queue] = {}
+        # Each button's queue is drained by a task owned here (and, in the app, by the supervisor's task set).
+        self._tasks = tasks if tasks is not None else TaskSet(Counter())
         self._queued: set[int] = set()
         self.latency = LatencyHistogram()
         self._stopped = asyncio.Event()
@@ -71,9 +75,9 @@ class Forwarder:
     def pending(self) -> int:
         return sum(len(q.items) for q in self._queues.values())
 
-    def load(self) -> None:
-        """Queue what the outbox still holds for this upstream (after a restart)."""
-        for event, attempts in self._outbox.pending(self.upstream.name):
+    async def load(self) -> None:
+        """Queue what the outbox still holds for this upstream (after a restart); the read is off the loop."""
+        for event, attempts in await asyncio.to_thread(self._outbox.pending, self.upstream.name):
             self._enqueue(event, attempts)
 
     def submit(self, event: OutboxEvent) -> None:
@@ -88,7 +92,7 @@ class Forwarder:
         queue = self._queues.setdefault(key, _Queue())
         queue.items.append((event, attempts))
         if queue.worker is None or queue.worker.done():
-            queue.worker = asyncio.create_task(self._drain(key, queue), name=f"{self.upstream.name}:{key}")
+            queue.worker = self._tasks.spawn(f"deliveries:{self.upstream.name}", self._drain(key, queue))
 
     async def _drain(self, key: str, queue: _Queue) -> None:
         while queue.items:

@@ -56,6 +56,8 @@ class Outbox:
         # the writer's lock while it fsyncs an alarm) just to record that a platform said 200.
         self._marks: list[_Mark] = []
         self._marks_lock = threading.Lock()
+        # The last write's error (disk full, read-only, I/O error), None once a write works again: for /healthz.
+        self.failure: str | None = None
 
     def close(self) -> None:
         try:
@@ -118,7 +120,9 @@ class Outbox:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 self._restore_marks(marks)
+                self.failure = f"cannot store alarms: {exc}"
                 raise StorageError(f"cannot store {len(new)} events: {exc}") from exc
+        self.failure = None
         return out
 
     def replace_body(self, seq: int, body: bytes) -> None:
@@ -161,7 +165,9 @@ class Outbox:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 self._restore_marks(marks)
+                self.failure = f"cannot record deliveries: {exc}"
                 raise StorageError(f"cannot record deliveries: {exc}") from exc
+        self.failure = None
         return len(marks)
 
     def _take_marks(self) -> list[_Mark]:

@@ -18,11 +18,11 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from adapters.frame_grabber import Frame, FrameGrabber, decode_jpeg
+from gateway.domain.camera import CameraState, picture_reason
 from gateway.domain.config import PatrolConfig
 from gateway.services.camera_health import CameraHealth, CameraRuntime
 from gateway.services.snapshots import CameraSnapshots
 from gateway.services.status import Pictures
-from monitoring.camera_state import CameraState
 from monitoring.quality import Diagnosis, Thresholds, diagnose, make_thumbnail
 
 logger = logging.getLogger(__name__)
@@ -137,9 +137,11 @@ class Patrol:
         reachable = runtime.machine.state in (CameraState.ONLINE, CameraState.DEGRADED)
         if result.verdict == "ok" or (result.verdict == "no_signal" and not reachable):
             # No picture from an offline camera is already its offline state, not a second fault.
-            runtime.picture_reasons = frozenset()
+            reasons: frozenset[str] = frozenset()
         else:
-            runtime.picture_reasons = frozenset({f"picture:{result.verdict}"})
+            reasons = frozenset({picture_reason(result.verdict)})
+        # At once, not at the camera's next health round: staff see a black picture as soon as the patrol does.
+        self._health.apply_pictures(runtime, reasons)
 
     def _store(self, results: list[PatrolResult]) -> None:
         assert self._db is not None

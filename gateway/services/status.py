@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from gateway.domain.camera import CameraState, is_picture_reason
 from gateway.domain.config import GatewayConfig
 from gateway.services.camera_health import CameraHealth, CameraRuntime
 from gateway.services.history import gateway_downtime, transitions_since
-from monitoring.camera_state import CameraState
 from monitoring.compliance import AreaCamera, ButtonReading, SchoolFacts, compliant, judge
 from monitoring.networking import CameraReading, is_networked, networking_rate
 from monitoring.uptime import WINDOWS, uptime_windows
 
 
-class AlarmView(Protocol):
+class AlarmSource(Protocol):
     """What the faces read from the alarm path."""
 
     def buttons(self) -> list[ButtonReading]: ...
@@ -36,7 +36,7 @@ class Pictures:
 
 def _reading(runtime: CameraRuntime) -> CameraReading:
     stream_ok = runtime.stream is not None and runtime.stream.ok
-    return CameraReading(runtime.machine.state.value, stream_ok, runtime.machine.reasons)
+    return CameraReading(runtime.machine.state, stream_ok, runtime.machine.reasons)
 
 
 class GatewayStatus:
@@ -49,8 +49,9 @@ class GatewayStatus:
         self._db = db
         self._clock = clock
         self.health: CameraHealth | None = None
-        self.alarm_view: AlarmView | None = None
+        self.alarm_view: AlarmSource | None = None
         self.pictures = Pictures()
+        self.crashes: Mapping[str, int] = {}  # the supervisor's crash counts by part, for /metrics
         self._uptime: dict[str, dict[str, float | None]] = {}
 
     def refresh_uptime(self) -> None:
@@ -124,7 +125,7 @@ class GatewayStatus:
                     AreaCamera(
                         r.config.id,
                         r.config.area,
-                        is_networked(_reading(r)) and not any(x.startswith("picture:") for x in r.machine.reasons),
+                        is_networked(_reading(r)) and not any(is_picture_reason(x) for x in r.machine.reasons),
                     )
                     for r in runtimes
                 ],
@@ -179,4 +180,5 @@ class GatewayStatus:
             "buttons": [{"id": b.button_id, "online": b.online} for b in buttons],
             "upstreams": summary["upstreams"],
             "delivery_latency": self.alarm_view.delivery_latency() if self.alarm_view is not None else {},
+            "part_crashes": dict(self.crashes),
         }

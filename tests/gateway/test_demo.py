@@ -58,7 +58,10 @@ def test_demo_comes_up_with_a_school_and_stops_on_ctrl_c(tmp_path: Path) -> None
                     pass
                 time.sleep(0.2)
             assert summary, log.read_text()
-            assert get_json(f"http://127.0.0.1:{port}/healthz") == {"status": "ok"}
+            health = get_json(f"http://127.0.0.1:{port}/healthz")
+            assert isinstance(health, dict)
+            assert health["status"] == "ok", health
+            assert {"storage", "buttons", "cameras", "patrol", "upstream:police"} <= set(health["parts"])
             cameras = summary["cameras"]
             assert isinstance(cameras, dict)
             assert cameras["total"] == 12

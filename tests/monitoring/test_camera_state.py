@@ -7,11 +7,11 @@ from collections.abc import Iterable
 
 import pytest
 
+from gateway.domain.camera import CameraState
 from monitoring.camera_state import (
     FLAPPING,
     MAINTENANCE_CLEARED,
     MAINTENANCE_SET,
-    CameraState,
     MachineState,
     Observation,
     Policy,

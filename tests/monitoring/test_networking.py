@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.domain.camera import CameraState
 from monitoring.networking import (
     CameraReading,
     History,
@@ -20,7 +21,7 @@ NONE = frozenset[str]()
 
 
 def cam(state: str, stream_ok: bool = True, *reasons: str, linked: bool = True) -> CameraReading:
-    return CameraReading(state, stream_ok, frozenset(reasons), linked)
+    return CameraReading(CameraState(state), stream_ok, frozenset(reasons), linked)
 
 
 def test_counts_live_streams_of_in_service_cameras() -> None:
@@ -29,7 +30,7 @@ def test_counts_live_streams_of_in_service_cameras() -> None:
         cam("degraded", True, "clock_skew"),  # works, clock off: still networked
         cam("degraded", True, "picture:blurred"),  # a poor picture still reaches the platform
         cam("degraded", False, "stream_unreachable"),
-        cam("degraded", True, "stream_error"),  # the reason says the stream fails, whatever the last probe said
+        cam("degraded", True, "stream_auth_failed"),  # the reason says the stream fails, whatever the last probe said
         cam("online", False),  # no live stream
         cam("offline", False),
         cam("unknown", False),  # not vouched for yet: in service, not networked

@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 import pytest
 
-from adapters.mqtt.buttons import RECONNECT_FIRST_S, RECONNECT_MAX_S, ButtonListener
+from adapters.mqtt.buttons import ButtonListener
 from adapters.mqtt.profiles import Route
+from adapters.mqtt.session import RECONNECT_FIRST_S, RECONNECT_MAX_S
 from gateway.domain.config import MqttConfig
+from gateway.services.supervisor import Supervisor
 from simulators.broker import MosquittoBroker
 from simulators.buttons import SimulatedButton
 from tests.fixtures.mosquitto import broker
@@ -61,10 +64,28 @@ def listener(
     return ButtonListener(config, SCHOOL, ROUTES, handler)
 
 
-async def running(listener: ButtonListener) -> ButtonListener:
-    await listener.start()
+@dataclass
+class Running:
+    """A listener with its session held by a supervisor, as the gateway runs it."""
+
+    listener: ButtonListener
+    supervisor: Supervisor
+
+    @property
+    def connections(self) -> int:
+        return self.listener.connections
+
+    async def stop(self) -> None:
+        await self.supervisor.stop()
+        await self.listener.stop()
+
+
+async def running(listener: ButtonListener) -> Running:
+    listener.start()
+    supervisor = Supervisor()
+    supervisor.start("buttons", listener.run)
     await asyncio.wait_for(listener.connected.wait(), 10)
-    return listener
+    return Running(listener, supervisor)
 
 
 async def published(sim: SimulatedButton, payload: bytes) -> None:

@@ -14,7 +14,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from adapters.mqtt.state_topics import StatePublisher
 from gateway.domain.config import MqttConfig
+from gateway.services.supervisor import Supervisor
 from simulators.broker import MosquittoBroker
+from tests.fixtures.waiting import eventually
 
 
 @pytest.fixture
@@ -46,7 +48,8 @@ def read_retained(port: int, topic: str, timeout: float = 5.0) -> str | None:
 
 async def test_gateway_and_camera_state_are_retained(broker: MosquittoBroker) -> None:
     publisher = StatePublisher(MqttConfig(url=broker.url), "51040200001")
-    await publisher.start()
+    supervisor = Supervisor()
+    supervisor.start("state-topics", publisher.run)
     async with asyncio.timeout(10):
         await publisher.connected.wait()
     publisher.publish_camera("gate-1", {"state": "offline", "reasons": ["timeout"]})
@@ -55,6 +58,27 @@ async def test_gateway_and_camera_state_are_retained(broker: MosquittoBroker) ->
     assert json.loads(state) == {"state": "offline", "reasons": ["timeout"]}
     status = await asyncio.to_thread(read_retained, broker.port, "huxiao/51040200001/gateway/status")
     assert status == "online"
+    await supervisor.stop()
     await publisher.stop()
     status = await asyncio.to_thread(read_retained, broker.port, "huxiao/51040200001/gateway/status")
     assert status == "offline"
+
+
+async def test_a_broker_restart_gets_a_fresh_client_and_the_state_back(tmp_path: Path) -> None:
+    # The failed client is never reused (paho's own reconnect is off); the new one republishes the retained state.
+    with MosquittoBroker(tmp_path / "broker") as broker:
+        publisher = StatePublisher(MqttConfig(url=broker.url), "51040200001")
+        supervisor = Supervisor()
+        supervisor.start("state-topics", publisher.run)
+        async with asyncio.timeout(10):
+            await publisher.connected.wait()
+        publisher.publish_camera("gate-1", {"state": "online", "reasons": []})
+        first = publisher._client
+        await asyncio.to_thread(broker.restart)
+        await eventually(lambda: publisher.connections == 2, timeout=20, what="reconnected")
+        assert publisher._client is not first
+        state = await asyncio.to_thread(read_retained, broker.port, "huxiao/51040200001/cameras/gate-1/state")
+        assert state is not None
+        assert json.loads(state)["state"] == "online"
+        await supervisor.stop()
+        await publisher.stop()

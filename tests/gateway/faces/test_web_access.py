@@ -72,7 +72,7 @@ class FixedSource:
 async def serve(listen_host: str, tokens: dict[str, str]) -> AsyncIterator[tuple[str, FixedSource]]:
     source = FixedSource()
     app = web.Application()
-    add_routes(app, source, tokens, listen_host)
+    add_routes(app, source, tokens, listen_host, health=lambda: ({"status": "ok", "parts": {}}, 200))
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:

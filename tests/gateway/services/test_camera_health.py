@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import aiohttp
 import pytest
 
+from gateway.domain.camera import CameraState
 from gateway.domain.config import CameraConfig, PollingConfig
 from gateway.services.camera_health import CameraHealth, CameraRuntime
-from monitoring.camera_state import CameraState, Transition
+from monitoring.camera_state import Transition
 from simulators.onvif_camera import CameraFarm
 from simulators.rtsp import RtspServer
 

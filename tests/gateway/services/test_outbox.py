@@ -188,7 +188,7 @@ async def test_one_upstream_down_does_not_hold_back_another_and_catches_up_after
     police_again, education_again = ScriptedPlatform("police"), ScriptedPlatform("education", "education")
     forwarders = [Forwarder(police_again, outbox), Forwarder(education_again, outbox)]
     for forwarder in forwarders:
-        forwarder.load()
+        await forwarder.load()
         await asyncio.wait_for(forwarder.idle(), 5)
     assert police_again.attempts == []
     assert [e.id for e in education_again.delivered if e.button_id == "b0"] == ["ce-0", "ce-2", "ce-4"]

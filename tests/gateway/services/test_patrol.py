@@ -14,11 +14,11 @@ import aiohttp
 import pytest
 
 from gateway.commands.patrol import patrol_once
+from gateway.domain.camera import CameraState
 from gateway.domain.config import CameraConfig, PatrolConfig, PollingConfig, parse_config
 from gateway.services.camera_health import CameraHealth
 from gateway.services.patrol import Patrol, in_busy_hours, with_credentials
 from gateway.services.status import Pictures
-from monitoring.camera_state import CameraState
 from simulators.rtsp import PATTERNS, RtspServer
 from tests.fixtures.rtsp import RTSP_PASSWORD, rtsp_server
 

@@ -1,0 +1,81 @@
+"""Holding an MQTT connection the one way both the button listener and the state publisher do it.
+
+A fresh paho client for every connection (a client that failed is never reused, and paho's own reconnect is off),
+its blocking connect off the event loop and bounded, then a wait for the loss, a back-off and the next client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import NoReturn
+
+import paho.mqtt.client as mqtt
+
+from gateway.domain.config import MqttConfig
+
+logger = logging.getLogger(__name__)
+
+# Reconnecting: after a delay that starts short (a broker restart at a school takes a second or two) and doubles up
+# to 5 s (so the gateway is healthy again within 5 s of the broker's return, as /healthz promises; one CONNECT per
+# 5 s is no load on a broker), each delay shortened by a random part so that many gateways behind one broker do not
+# all come back in the same instant.
+RECONNECT_FIRST_S = 0.5
+RECONNECT_MAX_S = 5.0
+RECONNECT_JITTER = 0.5
+# Bound on one connection attempt (TCP connect + CONNECT/CONNACK happen in paho's blocking connect()).
+CONNECT_TIMEOUT_S = 5.0
+
+
+def reconnect_delay(failures: int, draw: float) -> float:
+    """The wait after `failures` attempts in a row without a working session; `draw` is uniform in [0, 1)."""
+    base = min(RECONNECT_MAX_S, RECONNECT_FIRST_S * 2.0 ** (failures - 1))
+    return base * (1 - RECONNECT_JITTER * draw)
+
+
+async def hold(
+    name: str,
+    config: MqttConfig,
+    make_client: Callable[[], mqtt.Client],
+    lost: asyncio.Event,
+    *,
+    connections: Callable[[], int],
+    on_client: Callable[[mqtt.Client | None], None],
+    on_unreachable: Callable[[str], None],
+    draw: Callable[[], float],
+) -> NoReturn:
+    """Keep a session until cancelled. The client's callbacks set `lost` when the connection ends and count a
+    working session in `connections()`; `on_client` is told which client is current (None between them)."""
+    failures = 0
+    while True:
+        client = make_client()
+        lost.clear()
+        before = connections()
+        host, port, keepalive = config.host, config.port, int(config.keepalive)
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_S + 1):
+                await asyncio.to_thread(client.connect, host, port, keepalive)
+        except (OSError, TimeoutError) as exc:
+            logger.warning("%s: cannot reach the broker at %s:%d: %s", name, host, port, exc)
+            on_unreachable(f"cannot reach the broker at {host}:{port}: {exc or type(exc).__name__}")
+            lost.set()
+        else:
+            on_client(client)
+            client.loop_start()
+        try:
+            await lost.wait()
+        finally:
+            # This client is done for good (its thread, its socket); the next connection is a new client.
+            on_client(None)
+            await asyncio.to_thread(_close, client)
+        failures = 1 if connections() > before else failures + 1
+        delay = reconnect_delay(failures, draw())
+        logger.info("%s: connecting again in %.1f s", name, delay)
+        await asyncio.sleep(delay)
+
+
+def _close(client: mqtt.Client) -> None:
+    """Blocking: end a client's session politely if it is connected, and its network thread."""
+    client.disconnect()
+    client.loop_stop()

@@ -1,0 +1,104 @@
+"""The CloudEvents the alarm path stores and sends, each built in one place.
+
+A press becomes one event whose body is fixed once it is stored (its `sequence` is the outbox's number, known only
+inside the storing transaction, hence a body function of the sequence); the same builder makes the body again with
+the linked cameras' pictures when they arrive within the wait.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.domain.config import ButtonConfig, GatewayConfig
+from gateway.domain.events import (
+    BUTTON_OFFLINE,
+    BUTTON_ONLINE,
+    EVENT_TYPES,
+    PICTURES,
+    ButtonPress,
+    alarm_data,
+    button_json,
+    cloudevent,
+    iso,
+    new_event_id,
+    school_json,
+)
+from gateway.services.outbox import NewEvent
+
+
+@dataclass(frozen=True, slots=True)
+class PressEvent:
+    """Everything a press's CloudEvent is made of, but the pictures and the sequence number."""
+
+    event_id: str
+    event_type: str
+    button: ButtonConfig
+    press: ButtonPress
+
+    def body(self, config: GatewayConfig, seq: int, cameras: list[dict[str, Any]]) -> bytes:
+        data = alarm_data(config.school, self.button, self.press, cameras)
+        data["sequence"] = seq
+        return cloudevent(self.event_id, self.event_type, config.school, self.press.received_at, data)
+
+
+class AlarmEvents:
+    """Builds the events of one gateway's alarm path from its config."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self._config = config
+        self._cameras = {c.id: (c.name, c.rtsp) for c in config.cameras}
+
+    def press(self, button: ButtonConfig, press: ButtonPress) -> PressEvent:
+        return PressEvent(new_event_id(), EVENT_TYPES[press.type], button, press)
+
+    def as_new(self, made: PressEvent) -> NewEvent:
+        """The press for the outbox: its body names the linked cameras, their pictures not yet in."""
+        linked = [self.camera_json(cid, None) for cid in made.button.cameras]
+        return NewEvent(
+            made.event_id,
+            made.event_type,
+            made.button.id,
+            made.press.event_id,
+            lambda seq: made.body(self._config, seq, linked),
+        )
+
+    def availability(self, button: ButtonConfig, online: bool, reason: str) -> NewEvent:
+        event_id, event_type, now = new_event_id(), BUTTON_ONLINE if online else BUTTON_OFFLINE, datetime.now(UTC)
+        data = {
+            "school": school_json(self._config.school),
+            "button": button_json(button),
+            "at": iso(now),
+            "reason": reason,
+        }
+        body = cloudevent(event_id, event_type, self._config.school, now, data)
+        return NewEvent(event_id, event_type, button.id, None, lambda _seq: body)
+
+    def late_pictures(self, button: ButtonConfig, press: ButtonPress, pictures: dict[str, bytes]) -> NewEvent:
+        event_id = new_event_id()
+        data = {
+            "school": school_json(self._config.school),
+            "button": button_json(button),
+            "button_event_id": press.event_id,
+            "cameras": [self.camera_json(cid, jpeg) for cid, jpeg in pictures.items()],
+        }
+        body = cloudevent(event_id, PICTURES, self._config.school, datetime.now(UTC), data)
+        return NewEvent(event_id, PICTURES, button.id, None, lambda _seq: body)
+
+    def camera_json(self, camera_id: str, jpeg: bytes | None) -> dict[str, Any]:
+        name, stream = self._cameras.get(camera_id, (camera_id, None))
+        return {
+            "id": camera_id,
+            "name": name,
+            "stream_uri": without_credentials(stream),
+            "snapshot_jpeg_base64": base64.b64encode(jpeg).decode() if jpeg else None,
+        }
+
+
+def without_credentials(uri: str | None) -> str | None:
+    if uri is None or "@" not in uri:
+        return uri
+    scheme, _, rest = uri.partition("://")
+    return f"{scheme}://{rest.split('@', 1)[1]}"

@@ -1,0 +1,126 @@
+"""From a button's MQTT message to a stored press: profile, meaning, dedupe, one commit per batch.
+
+Runs in the listener's commit thread: every press of a batch is committed in one transaction (one fsync), and only
+then does the listener acknowledge the messages to the broker. What is not a press (availability, signs of life)
+and what follows a stored press is handed to the event loop through `LoopCalls`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol
+
+import paho.mqtt.client as mqtt
+
+from adapters.mqtt import profiles
+from adapters.mqtt.profiles import Availability, PayloadError, Press, Route
+from gateway.domain.config import ButtonConfig
+from gateway.domain.errors import StorageError
+from gateway.domain.events import ButtonPress, OutboxEvent
+from gateway.services.alarm_events import AlarmEvents, PressEvent
+from gateway.services.outbox import Outbox
+
+logger = logging.getLogger(__name__)
+
+# A broker redelivers an unacknowledged message with DUP set; a stored message with the same payload within this
+# window is that message again, for devices that send no id of their own.
+DUP_WINDOW_S = 600.0
+# Unrecognised payloads are logged at most this often (a misconfigured device may send thousands).
+BAD_PAYLOAD_LOG_EVERY_S = 10.0
+
+
+class LoopCalls(Protocol):
+    """What the intake tells the event loop (each call is made thread-safely, in order)."""
+
+    def seen(self, button_id: str) -> None: ...
+    def availability(self, button_id: str, online: bool) -> None: ...
+    def stored(self, made: PressEvent, event: OutboxEvent) -> None: ...
+
+
+class AlarmIntake:
+    """The listener's batch handler (`adapters.mqtt.buttons.Handler`)."""
+
+    def __init__(
+        self,
+        buttons: dict[str, ButtonConfig],
+        events: AlarmEvents,
+        outbox: Outbox,
+        call: Callable[..., None],
+        loop_calls: LoopCalls,
+        acknowledge: Callable[[str, str, str], None],
+    ) -> None:
+        self._buttons = buttons
+        self._events = events
+        self._outbox = outbox
+        self._call = call  # runs a callable on the event loop, from this thread
+        self._loop_calls = loop_calls
+        self._acknowledge = acknowledge  # (button id, alarm id, state): the ack topic
+        self.bad_payloads = 0
+        self._bad_logged_at = 0.0
+
+    def __call__(self, batch: list[tuple[Route, mqtt.MQTTMessage]]) -> list[bool]:
+        """Store every press of the batch in one transaction, then say which messages to acknowledge (all, unless
+        storing failed: those stay with the broker, which sends them again)."""
+        verdicts = [True] * len(batch)
+        presses: list[tuple[int, PressEvent]] = []
+        for index, (route, message) in enumerate(batch):
+            press = self._interpret(route, message)
+            if press is not None:
+                presses.append((index, self._events.press(self._buttons[route.button_id], press)))
+        if not presses:
+            return verdicts
+        news = [self._events.as_new(made) for _index, made in presses]
+        try:
+            stored = self._outbox.store_many(news)
+        except StorageError:
+            logger.exception("%d alarms could not be stored; the broker keeps them", len(presses))
+            for index, _made in presses:
+                verdicts[index] = False
+            return verdicts
+        for (_index, made), event in zip(presses, stored, strict=True):
+            if event is None:
+                logger.info("%s: alarm %s again (duplicate), dropped", made.button.id, made.press.event_id)
+                continue
+            self._acknowledge(made.button.id, made.press.event_id, "received")
+            self._call(self._loop_calls.stored, made, event)
+        return verdicts
+
+    def _interpret(self, route: Route, message: mqtt.MQTTMessage) -> ButtonPress | None:
+        """What one message means; presses are returned for storing, the rest handled on the event loop."""
+        received = datetime.now(UTC)
+        payload = bytes(message.payload)
+        try:
+            meaning = profiles.decode(route.kind, payload)
+        except PayloadError as exc:
+            self._bad_payload(route, exc)
+            return None  # garbage stays garbage: acknowledging it stops the broker from sending it forever
+        if message.retain and not isinstance(meaning, Availability):
+            # Replayed from the broker's retained store on (re)subscribing: old news, not a press or a sign of life.
+            # A zigbee2mqtt device with `retain: true` keeps its last `{"action": "single"}` there, which would
+            # otherwise raise the same alarm again at every gateway reconnect.
+            return None
+        self._call(self._loop_calls.seen, route.button_id)
+        if isinstance(meaning, Availability):
+            self._call(self._loop_calls.availability, route.button_id, meaning.online)
+            return None
+        if not isinstance(meaning, Press):
+            return None
+        if meaning.event_id is None:
+            digest = profiles.payload_digest(payload)
+            since = received.timestamp() - DUP_WINDOW_S
+            if message.dup and self._outbox.seen_digest(route.button_id, digest, since):
+                return None
+            event_id = profiles.derived_event_id(route.button_id, payload, received)
+        else:
+            event_id = meaning.event_id
+        return ButtonPress(route.button_id, event_id, meaning.type, meaning.pressed_at or received, received)
+
+    def _bad_payload(self, route: Route, exc: PayloadError) -> None:
+        self.bad_payloads += 1
+        now = time.monotonic()
+        if now - self._bad_logged_at >= BAD_PAYLOAD_LOG_EVERY_S:
+            self._bad_logged_at = now
+            logger.warning("%s: unrecognised message (%s); %d so far", route.button_id, exc, self.bad_payloads)
