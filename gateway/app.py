@@ -210,7 +210,7 @@ async def _alarms(app: web.Application) -> AsyncIterator[None]:
         listener = service.listener
 
         def buttons() -> Verdict:
-            parts = running(supervisor, "buttons", "button-supervision", "delivery-marks")
+            parts = running(supervisor, "buttons", "button-supervision", "delivery-marks", "storage-recovery")
             if not parts.ok:
                 return parts
             if not listener.committing:

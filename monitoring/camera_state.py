@@ -141,14 +141,16 @@ def set_maintenance(machine: MachineState, at: float, on: bool) -> tuple[Machine
     return fresh, Transition(at, machine.state, new, frozenset({reason}), machine.camera_id)
 
 
-def offline_deadline(machine: MachineState, policy: Policy) -> float | None:
+def offline_deadline(machine: MachineState, policy: Policy, *, outstanding: bool = False) -> float | None:
     """When a camera that has started failing must be shown offline even if no further round has come back.
 
     Counted from the last good round (or, if none since the start, the first failure): on a regular schedule
     that is the moment the count rule fires too, and when rounds hang the camera is still reported within
-    `offline_after × interval` of going quiet. None when nothing is failing or the camera is offline already.
+    `offline_after × interval` of going quiet. `outstanding`: a poll has been sent and not answered, which counts
+    as failing too (a camera that accepts and never answers has no failed round to show for it until its poll
+    times out). None when nothing is failing or the camera is offline already.
     """
-    if machine.failures == 0 or machine.debounced is CameraState.OFFLINE:
+    if (machine.failures == 0 and not outstanding) or machine.debounced is CameraState.OFFLINE:
         return None
     if machine.state is CameraState.MAINTENANCE:
         return None
@@ -156,16 +158,19 @@ def offline_deadline(machine: MachineState, policy: Policy) -> float | None:
     return None if reference is None else reference + policy.offline_deadline_s
 
 
-def expire(machine: MachineState, now: float, policy: Policy) -> tuple[MachineState, Transition | None]:
+def expire(
+    machine: MachineState, now: float, policy: Policy, *, outstanding: bool = False
+) -> tuple[MachineState, Transition | None]:
     """Between rounds: declare a failing camera offline once its deadline has passed (see `offline_deadline`).
 
     For the poller's timer, so a camera whose rounds hang is reported on time rather than when the hung round
     finally gives up. It counts no round.
     """
-    deadline = offline_deadline(machine, policy)
+    deadline = offline_deadline(machine, policy, outstanding=outstanding)
     if deadline is None or now < deadline:
         return machine, None
-    return _settle(machine, now, CameraState.OFFLINE, machine.failure_reasons or frozenset({UNREACHABLE}), policy)
+    silent = frozenset({Reason.TIMEOUT}) if outstanding and not machine.failures else frozenset({UNREACHABLE})
+    return _settle(machine, now, CameraState.OFFLINE, machine.failure_reasons or silent, policy)
 
 
 def _failed(machine: MachineState, obs: Observation, policy: Policy) -> tuple[MachineState, Transition | None]:

@@ -217,6 +217,11 @@ class ButtonListener:
         if client is not None:
             self._client = client
 
+    def renew(self) -> None:
+        """End this connection and make a fresh one: the broker then sends again every message not yet
+        acknowledged (as after storage came back from a failure)."""
+        self._lost.set()
+
     def _delay(self, failures: int) -> float:
         return session.reconnect_delay(failures, self._draw())
 

@@ -35,6 +35,10 @@ logger = logging.getLogger(__name__)
 # Delivery marks reach the database this often (or sooner, with the next alarm's commit): `huxiao outbox` and the
 # API lag by at most this much, and a crash within it costs one resend under the same id.
 RECORD_DELIVERIES_EVERY_S = 0.2
+# After the outbox failed to store (disk full, I/O error), it is tried again this often; once it works, the broker
+# session is renewed so that the broker sends again the presses it still holds unacknowledged (it resends them only
+# on a new connection), instead of their waiting for the next network hiccup.
+STORAGE_RETRY_EVERY_S = 1.0
 
 
 class AlarmService:
@@ -92,6 +96,7 @@ class AlarmService:
             "buttons": self.listener.run,
             "button-supervision": self.supervision.run,
             "delivery-marks": self._record_deliveries,
+            "storage-recovery": self._recover_storage,
         }
 
     async def stop(self) -> None:
@@ -106,6 +111,13 @@ class AlarmService:
                 await asyncio.to_thread(self.outbox.flush_marks)
             except StorageError:
                 logger.exception("delivery marks not saved yet; retrying")
+
+    async def _recover_storage(self) -> None:
+        while True:
+            await asyncio.sleep(STORAGE_RETRY_EVERY_S)
+            if self.outbox.failure is not None and await asyncio.to_thread(self.outbox.probe):
+                logger.warning("storage: the outbox can store again; asking the broker for what it still holds")
+                self.listener.renew()
 
     # -- from the commit thread (through the loop) -----------------------------------------------------------
 

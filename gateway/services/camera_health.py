@@ -275,7 +275,7 @@ class CameraHealth:
         for runtime in self.cameras.values():
             if runtime.machine.failures == 0 and not runtime.busy:
                 continue
-            runtime.machine, transition = expire(runtime.machine, now, runtime.policy)
+            runtime.machine, transition = expire(runtime.machine, now, runtime.policy, outstanding=runtime.busy)
             if transition is not None:
                 self._transitioned(runtime, transition)
 

@@ -125,6 +125,27 @@ class Outbox:
         self.failure = None
         return out
 
+    def probe(self) -> bool:
+        """After a failed write: can the outbox commit again? A real write of a page (a row put in and taken out in
+        one committed transaction), with the same fsync as an alarm's. Clears `failure` when it works."""
+        with self._write_lock:
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute(
+                    "INSERT INTO events (id, type, button_id, button_event_id, created_at, body) "
+                    "VALUES ('~probe', 'probe', NULL, NULL, 0, '')"
+                )
+                conn.execute("DELETE FROM events WHERE id = '~probe'")
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                self.failure = f"cannot store alarms: {exc}"
+                return False
+        self.failure = None
+        return True
+
     def replace_body(self, seq: int, body: bytes) -> None:
         """Swap in the body with pictures before the first attempt (retries then carry the same one)."""
         with self._write_lock:

@@ -129,6 +129,27 @@ async def test_offline_is_reported_within_interval_times_offline_after_plus_one_
     assert CameraState.OFFLINE in victim_changes
 
 
+async def test_a_camera_whose_poll_hangs_is_offline_on_time_not_when_the_poll_gives_up(
+    farm: CameraFarm, http: aiohttp.ClientSession
+) -> None:
+    # The poll's own timeout (8 s) is far beyond interval × offline_after (1 s): only the between-rounds timer
+    # (the state machine's `expire`) can report the camera on time.
+    health, transitions = health_of(farm, http, interval=0.5, timeout=8.0, offline_after=2)
+    runner = asyncio.create_task(health.run())
+    try:
+        await transitions.until(lambda: all(r.machine.state is CameraState.ONLINE for r in health.cameras.values()))
+        victim = farm.cameras[3]
+        victim.hang = True
+        hung = time.monotonic()
+        await transitions.until(lambda: health.cameras[victim.id].machine.state is CameraState.OFFLINE, timeout=6)
+        assert time.monotonic() - hung <= 0.5 * 2 + 1.0
+        assert health.cameras[victim.id].busy  # its poll is still out, waiting on the camera
+    finally:
+        victim.hang = False
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+
+
 async def test_maintenance_stops_polling_and_is_a_transition(farm: CameraFarm, http: aiohttp.ClientSession) -> None:
     health, transitions = health_of(farm, http)
     camera = farm.cameras[0]
