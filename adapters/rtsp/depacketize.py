@@ -188,8 +188,7 @@ class Depacketizer:
         damaged, self._damaged = self._damaged, False
         self._fragment = None
         if damaged:
-            if nals:
-                self.dropped += 1
+            self.dropped += 1
             return None
         pictures = [nal for nal in nals if not self._is_parameter_set(self._type(nal))]
         if not pictures or self._timestamp is None:

@@ -82,7 +82,7 @@ class RelaySession:
         self._pull = pull
         self._sender = sender
         self._packetizer = RtpPacketizer(offer.ssrc, offer.payload_type)
-        self._queue: asyncio.Queue[PsFrame] = asyncio.Queue(VIEWER_QUEUE_FRAMES)
+        self._queue: asyncio.Queue[PsFrame] = asyncio.Queue(relay.viewer_queue_frames)
         self._ended = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._waiting_for_key = True
@@ -126,7 +126,7 @@ class RelaySession:
                 self.offer.channel_id,
                 self.offer.host,
                 self.offer.port,
-                VIEWER_QUEUE_FRAMES,
+                self._queue.maxsize,
             )
 
     async def _send_loop(self) -> None:
@@ -161,8 +161,16 @@ class RelaySession:
 class LiveVideoRelay:
     """Implements `LiveVideo`. Use as `async with LiveVideoRelay(lookup) as relay:`; it owns every task it starts."""
 
-    def __init__(self, lookup: StreamLookup, *, bind_host: str = "0.0.0.0", rtsp_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        lookup: StreamLookup,
+        *,
+        bind_host: str = "0.0.0.0",
+        rtsp_timeout: float = 5.0,
+        viewer_queue_frames: int = VIEWER_QUEUE_FRAMES,
+    ) -> None:
         self._lookup = lookup
+        self.viewer_queue_frames = viewer_queue_frames
         self._bind_host = bind_host
         self._rtsp_timeout = rtsp_timeout
         self._pulls: dict[str, _Pull] = {}

@@ -16,7 +16,7 @@ import pytest
 
 from adapters.gb28181.live import MediaOffer, MediaTransport, PlaySession
 from gateway.domain.errors import DeviceError
-from gateway.services.live_video import CameraStream, LiveVideoRelay, StreamLookup
+from gateway.services.live_video import CameraStream, LiveVideoRelay, RelaySession, StreamLookup
 from simulators.rtsp import RtspServer
 from tests.fixtures.rtsp import H265_MOUNT, RTSP_PASSWORD, RTSP_USER, rtsp_server
 from tests.fixtures.waiting import eventually
@@ -120,7 +120,9 @@ async def play_udp(
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(lambda: UdpReceiver(receiver), local_addr=("127.0.0.1", 0))
     port = transport.get_extra_info("sockname")[1]
-    session = await relay.open(MediaOffer("34020000001320000001", camera, "127.0.0.1", port, MediaTransport.UDP, SSRC))
+    session = await relay.open(
+        MediaOffer("34020000001320000001", camera, "127.0.0.1", port, MediaTransport.UDP, receiver.ssrc)
+    )
     await session.start()
     return session, transport
 
@@ -277,3 +279,32 @@ async def test_a_camera_that_refuses_the_credentials_is_refused_before_the_answe
         with pytest.raises(DeviceError, match="moving: RTSP credentials refused"):
             await relay.open(offer)
         assert relay.pulls == 0
+
+
+async def test_a_slow_viewer_is_resynchronised_at_a_key_frame_and_never_stalls_the_others(
+    rtsp_server: RtspServer,
+) -> None:
+    async with LiveVideoRelay(lookup_for(rtsp_server), bind_host="127.0.0.1", viewer_queue_frames=3) as relay:
+        # A tcp-active platform that has not connected yet: its viewer cannot send, its queue fills up.
+        slow_offer = MediaOffer("34020000001320000001", "moving", "127.0.0.1", 9, MediaTransport.TCP_ACTIVE, SSRC)
+        slow = await relay.open(slow_offer)
+        await slow.start()
+        fast = Receiver(SSRC + 1)
+        session, transport = await play_udp(relay, "moving", fast)
+        try:
+            await eventually(lambda: fast.frames >= FRAMES, timeout=20, what="the other viewer's frames")
+            assert isinstance(slow, RelaySession)
+            assert slow.overflows >= 1, "the slow viewer's queue overflowed"
+            assert fast.problems == []
+            late = Receiver(SSRC)
+            reader, writer = await asyncio.open_connection("127.0.0.1", slow.local_port)
+            reading = asyncio.create_task(read_rfc4571(reader, late))
+            await eventually(lambda: late.frames >= 2, timeout=20, what="the slow viewer's frames once connected")
+            assert late.first_frame is not None
+            assert late.first_frame[14:18] == b"\x00\x00\x01\xbb", "it resumes on a key frame"
+            await slow.stop()
+            await reading
+            writer.close()
+        finally:
+            await session.stop()
+            transport.close()
