@@ -71,6 +71,16 @@ class _Pull:
     sessions: set[RelaySession] = field(default_factory=set)
     task: asyncio.Task[None] | None = None
     frames: int = 0
+    frames_lost: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PullStats:
+    """One camera's pull: frames relayed, frames dropped for a lost RTP packet from the camera, viewers."""
+
+    frames: int
+    frames_lost: int
+    viewers: int
 
 
 class RelaySession:
@@ -207,6 +217,10 @@ class LiveVideoRelay:
         """Cameras being pulled right now."""
         return len(self._pulls)
 
+    def stats(self) -> dict[str, PullStats]:
+        """Each camera being pulled, by id."""
+        return {cid: PullStats(p.frames, p.frames_lost, len(p.sessions)) for cid, p in self._pulls.items()}
+
     async def open(self, offer: MediaOffer) -> PlaySession:
         pull = self._pulls.get(offer.camera_id)
         if pull is None or pull.done.is_set():
@@ -267,6 +281,7 @@ class LiveVideoRelay:
                         pull.frames += 1
                         for session in list(pull.sessions):
                             session.offer_frame(frame)
+                    pull.frames_lost = depacketizer.dropped
         except GatewayError as exc:
             pull.error = exc
             logger.warning("%s: live video pull ended: %s", pull.camera_id, exc)
