@@ -28,6 +28,8 @@ RTP_CHANNEL = 0
 # An answer head is a few hundred bytes and an SDP a few kilobytes; more is not a camera.
 MAX_HEAD_BYTES = 16 * 1024
 MAX_BODY_BYTES = 64 * 1024
+# One read takes what the socket holds, up to this: dozens of RTP packets per wake-up at a few Mbit/s.
+READ_CHUNK = 256 * 1024
 # RFC 2326 section 12.37: the session timeout when the camera names none.
 DEFAULT_SESSION_TIMEOUT_S = 60.0
 # Keep-alive at a third of the session timeout: two may be lost or late before the camera drops the session.
@@ -82,6 +84,8 @@ class RtspPlayer:
         self._nc = 0
         self._base = self._uri
         self._last_keepalive = 0.0
+        self._buffer = bytearray()
+        self._pos = 0
         self.video: MediaDescription | None = None
 
     async def __aenter__(self) -> RtspPlayer:
@@ -211,21 +215,44 @@ class RtspPlayer:
                 return item.status, item.headers, item.body
 
     async def _read_item(self) -> _Answer | _Interleaved:
-        """The next thing on the connection: an RTSP answer (status, headers, body) or interleaved (channel, data)."""
+        """The next thing on the connection: an RTSP answer or an interleaved (`$`) frame."""
+        while True:
+            item = self._parse_item()
+            if item is not None:
+                return item
+            await self._fill()
+
+    async def _fill(self) -> None:
         reader = self._reader
         assert reader is not None
-        try:
-            first = await reader.readexactly(1)
-            if first == b"$":
-                head = await reader.readexactly(3)
-                data = await reader.readexactly(int.from_bytes(head[1:3], "big"))
-                return _Interleaved(head[0], data)
-            head_bytes = first + await reader.readuntil(b"\r\n\r\n")
-        except asyncio.IncompleteReadError:
-            raise DeviceUnreachable(self.camera_id, "RTSP connection closed by the camera") from None
-        except asyncio.LimitOverrunError:
-            raise DeviceProtocolError(self.camera_id, "RTSP answer head is too long") from None
-        lines = head_bytes.decode("latin-1").split("\r\n")
+        chunk = await reader.read(READ_CHUNK)
+        if not chunk:
+            raise DeviceUnreachable(self.camera_id, "RTSP connection closed by the camera")
+        # Compact once per read rather than once per frame: a read holds dozens of RTP packets.
+        del self._buffer[: self._pos]
+        self._pos = 0
+        self._buffer += chunk
+
+    def _parse_item(self) -> _Answer | _Interleaved | None:
+        """One complete item from the buffer, or None when more bytes are needed."""
+        buf, pos = self._buffer, self._pos
+        available = len(buf) - pos
+        if available <= 0:
+            return None
+        if buf[pos] == 0x24:  # "$": RFC 2326 section 10.12 interleaved binary data
+            if available < 4:
+                return None
+            size = (buf[pos + 2] << 8) | buf[pos + 3]
+            if available < 4 + size:
+                return None
+            self._pos = pos + 4 + size
+            return _Interleaved(buf[pos + 1], bytes(buf[pos + 4 : pos + 4 + size]))
+        end = buf.find(b"\r\n\r\n", pos)
+        if end < 0:
+            if available > MAX_HEAD_BYTES:
+                raise DeviceProtocolError(self.camera_id, "RTSP answer head is too long")
+            return None
+        lines = bytes(buf[pos:end]).decode("latin-1").split("\r\n")
         status_line = lines[0].split(" ", 2)
         if len(status_line) < 2 or not status_line[0].startswith("RTSP/") or not status_line[1].isdigit():
             raise DeviceProtocolError(self.camera_id, f"not an RTSP answer: {lines[0][:60]!r}")
@@ -237,11 +264,11 @@ class RtspPlayer:
         length_text = headers.get("content-length", "0")
         if not length_text.isdigit() or int(length_text) > MAX_BODY_BYTES:
             raise DeviceProtocolError(self.camera_id, f"RTSP body length {length_text[:20]!r} refused")
-        try:
-            body = await reader.readexactly(int(length_text))
-        except asyncio.IncompleteReadError:
-            raise DeviceUnreachable(self.camera_id, "RTSP connection closed by the camera") from None
-        return _Answer(int(status_line[1]), headers, body)
+        body_start = end + 4
+        if len(buf) < body_start + int(length_text):
+            return None
+        self._pos = body_start + int(length_text)
+        return _Answer(int(status_line[1]), headers, bytes(buf[body_start : self._pos]))
 
     async def packets(self) -> AsyncIterator[bytes]:
         """RTP packets of the video track until the camera stops; DeviceError when it dies or goes silent."""
@@ -249,19 +276,22 @@ class RtspPlayer:
             raise DeviceError(self.camera_id, "RTSP player used before it was started")
         keepalive_every = self._session_timeout * KEEPALIVE_FRACTION
         while True:
-            now = time.monotonic()
-            if now - self._last_keepalive >= keepalive_every:
-                # GET_PARAMETER with no body: the keep-alive RFC 2326 section 10.8 suggests; its answer arrives
-                # between RTP frames and is read and passed over below.
-                self._last_keepalive = now
-                self._send("GET_PARAMETER", self._base.rstrip("/"), {})
-            try:
-                async with asyncio.timeout(self._read_timeout):
-                    item = await self._read_item()
-            except TimeoutError:
-                raise DeviceTimeout(self.camera_id, f"RTSP: no video for {self._read_timeout:g} s") from None
-            except (ConnectionError, OSError) as exc:
-                raise DeviceUnreachable(self.camera_id, f"RTSP connection lost: {type(exc).__name__}") from None
+            item = self._parse_item()
+            if item is None:
+                now = time.monotonic()
+                if now - self._last_keepalive >= keepalive_every:
+                    # GET_PARAMETER with no body: the keep-alive RFC 2326 section 10.8 suggests; its answer
+                    # arrives between RTP frames and is passed over below.
+                    self._last_keepalive = now
+                    self._send("GET_PARAMETER", self._base.rstrip("/"), {})
+                try:
+                    async with asyncio.timeout(self._read_timeout):
+                        await self._fill()
+                except TimeoutError:
+                    raise DeviceTimeout(self.camera_id, f"RTSP: no video for {self._read_timeout:g} s") from None
+                except (ConnectionError, OSError) as exc:
+                    raise DeviceUnreachable(self.camera_id, f"RTSP connection lost: {type(exc).__name__}") from None
+                continue
             if isinstance(item, _Interleaved) and item.channel == RTP_CHANNEL:
                 yield item.data
 
