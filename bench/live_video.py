@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO))
 import simulators.rtsp as rtsp_sim  # noqa: E402
 from adapters.gb28181.live import MediaOffer, MediaTransport, PlaySession  # noqa: E402
 from adapters.rtsp.session import RtspPlayer  # noqa: E402
+from gateway.domain.errors import GatewayError  # noqa: E402
 from gateway.services.live_video import CameraStream, LiveVideoRelay, RelaySession  # noqa: E402
 from simulators.rtsp import RtspServer  # noqa: E402
 
@@ -244,21 +245,24 @@ async def many(server: RtspServer, count: int, seconds: float) -> None:
         await until(lambda: all(p[1].frames > 0 for p in plays), 20)
         cpu0, wall0 = time.process_time(), time.perf_counter()
         bytes0 = sum(p[1].bytes for p in plays)
+        lost_before = sum(s.frames_lost for s in relay.stats().values())
         await asyncio.sleep(seconds)
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
         mbit = (sum(p[1].bytes for p in plays) - bytes0) * 8 / wall / 1e6
         stats = relay.stats()
-        lost_camera = sum(s.frames_lost for s in stats.values())
+        lost_camera = sum(s.frames_lost for s in stats.values()) - lost_before
         sessions = [p[0] for p in plays]
         overflows = sum(s.overflows for s in sessions if isinstance(s, RelaySession))
+        for session, _, _ in plays:
+            await session.stop()  # no more sending: what was sent can now be compared with what arrived
         await asyncio.sleep(0.2)  # the last frames in flight on loopback
         short = sum(1 for s, r, _ in plays if isinstance(s, RelaySession) and r.frames != s.frames_sent)
         gaps = sum(p[1].gaps for p in plays)
         frames = sum(p[1].frames for p in plays)
-        for session, _, transport in plays:
-            await session.stop()
+        for _, _, transport in plays:
             transport.close()
     print(f"{count} streams at once for {wall:.0f} s: {mbit:.1f} Mbit/s out in all, {frames} frames received")
+    print(f"  (before the window, while {count} RTSP sessions started: {lost_before} frames lost camera→relay)")
     print(
         f"  frames lost: camera→relay {lost_camera}, relay queue overflows {overflows}, "
         f"viewers short of what was sent {short}, RTP sequence gaps {gaps}   target: 0"
@@ -312,7 +316,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.server_script:
         rtsp_sim.SERVER_SCRIPT = args.server_script.resolve()
-    asyncio.run(run(args))
+    try:
+        asyncio.run(run(args))
+    except GatewayError as exc:
+        # Most likely a simulator without `pattern:codec:kbps` mounts: say so instead of a traceback.
+        sys.exit(f"live_video bench: {exc} (does the RTSP simulator take pattern:codec:kbps? see --server-script)")
 
 
 if __name__ == "__main__":
