@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any
 
 from adapters.gb28181.live import MediaOffer, MediaTransport, PlaySession
 from adapters.gb28181.ps import PsMuxer
@@ -203,14 +204,11 @@ class LiveVideoRelay:
         assert self._tasks is not None
         await self._tasks.__aexit__(exc_type, exc, tb)
 
-    def _spawn(self, work: Awaitable[None], name: str) -> asyncio.Task[None]:
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         if self._tasks is None:
+            work.close()
             raise GatewayError("the live-video relay is not running")
-
-        async def run() -> None:
-            await work
-
-        return self._tasks.create_task(run(), name=name)
+        return self._tasks.create_task(work, name=name)
 
     @property
     def pulls(self) -> int:
@@ -222,16 +220,12 @@ class LiveVideoRelay:
         return {cid: PullStats(p.frames, p.frames_lost, len(p.sessions)) for cid, p in self._pulls.items()}
 
     async def open(self, offer: MediaOffer) -> PlaySession:
-        pull = self._pulls.get(offer.camera_id)
-        if pull is None or pull.done.is_set():
-            stream = await self._lookup(offer.camera_id)
-            if stream is None:
-                raise DeviceError(offer.camera_id, "no such camera for live video")
-            pull = _Pull(offer.camera_id)
-            self._pulls[offer.camera_id] = pull
-            self.pulls_started += 1
-            pull.task = self._spawn(self._run_pull(pull, stream), f"pull-{offer.camera_id}")
         sender = await self._open_sender(offer)
+        try:
+            pull = await self._pull_for(offer.camera_id)
+        except BaseException:
+            await sender.close()
+            raise
         session = RelaySession(self, pull, offer, sender)
         pull.sessions.add(session)
         try:
@@ -240,6 +234,23 @@ class LiveVideoRelay:
             await session.stop()
             raise
         return session
+
+    async def _pull_for(self, camera_id: str) -> _Pull:
+        """The camera's running pull, or a new one."""
+        pull = self._pulls.get(camera_id)
+        if pull is not None and not pull.done.is_set():
+            return pull
+        stream = await self._lookup(camera_id)
+        if stream is None:
+            raise DeviceError(camera_id, "no such camera for live video")
+        pull = self._pulls.get(camera_id)  # another viewer may have started it while we looked it up
+        if pull is not None and not pull.done.is_set():
+            return pull
+        pull = _Pull(camera_id)
+        self._pulls[camera_id] = pull
+        self.pulls_started += 1
+        pull.task = self._spawn(self._run_pull(pull, stream), f"pull-{camera_id}")
+        return pull
 
     async def _open_sender(self, offer: MediaOffer) -> RtpSender:
         device = offer.channel_id

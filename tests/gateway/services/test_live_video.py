@@ -308,3 +308,14 @@ async def test_a_slow_viewer_is_resynchronised_at_a_key_frame_and_never_stalls_t
         finally:
             await session.stop()
             transport.close()
+
+
+async def test_a_platform_that_does_not_listen_is_refused_and_leaves_no_pull(relay: LiveVideoRelay) -> None:
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    offer = MediaOffer("34020000001320000001", "moving", "127.0.0.1", port, MediaTransport.TCP_PASSIVE, SSRC)
+    with pytest.raises(DeviceError, match="34020000001320000001: RTP over TCP"):
+        await relay.open(offer)
+    assert relay.pulls == 0
