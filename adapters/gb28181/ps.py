@@ -34,6 +34,8 @@ MUX_RATE = 20_000_000 // 8 // 50
 # P-STD buffer bound for video: 1024-byte units (scale 1), 400 KB, above any single frame we relay.
 VIDEO_BUFFER_BOUND_KB = 400
 _TIMESTAMP_MASK = (1 << 33) - 1
+# A backward step of more than half the 32-bit range is the RTP timestamp wrapping, not a late frame.
+RTP_HALF_RANGE = 1 << 31
 
 
 def _timestamp_field(prefix: int, ts: int) -> bytes:
@@ -122,9 +124,18 @@ class PsMuxer:
         if codec not in STREAM_TYPES:
             raise ValueError(f"no PS stream type for {codec}")
         self._headers = system_header() + program_stream_map(codec)
+        self._last: int | None = None
+        self._wraps = 0
+
+    def _extend(self, timestamp: int) -> int:
+        """The 32-bit RTP timestamp carried on past its wrap (every 13.3 h at 90 kHz) into the 33-bit PS clock."""
+        if self._last is not None and timestamp < self._last and self._last - timestamp > RTP_HALF_RANGE:
+            self._wraps += 1
+        self._last = timestamp
+        return timestamp + (self._wraps << 32)
 
     def mux(self, frame: bytes, timestamp: int, key: bool) -> bytes:
-        pts = TIMESTAMP_BASE + timestamp
+        pts = TIMESTAMP_BASE + self._extend(timestamp)
         parts = [pack_header(pts - SCR_LEAD)]
         if key:
             parts.append(self._headers)

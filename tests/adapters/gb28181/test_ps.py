@@ -73,3 +73,11 @@ def test_psm_names_the_codec_and_carries_a_valid_crc() -> None:
         assert int.from_bytes(psm[4:6], "big") == len(psm) - 6
         assert psm[12:14] == bytes([stream_type, 0xE0])
         assert _crc32_mpeg(psm) == 0, "CRC over the section including its CRC is zero"
+
+
+def test_the_rtp_timestamp_wrap_keeps_the_ps_clock_going_forward() -> None:
+    muxer = PsMuxer("H264")
+    before = pes_units(muxer.mux(b"\x00\x00\x00\x01\x41a", 0xFFFFF000, key=False))[0]
+    after = pes_units(muxer.mux(b"\x00\x00\x00\x01\x41b", 0x00000E10, key=False))[0]
+    step = read_timestamp(after[9:14]) - read_timestamp(before[9:14])
+    assert step == 0x1000 + 0xE10, "one frame later, not 13 hours earlier"
