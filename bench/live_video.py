@@ -255,7 +255,8 @@ async def many(server: RtspServer, count: int, seconds: float) -> None:
         overflows = sum(s.overflows for s in sessions if isinstance(s, RelaySession))
         for session, _, _ in plays:
             await session.stop()  # no more sending: what was sent can now be compared with what arrived
-        await asyncio.sleep(0.2)  # the last frames in flight on loopback
+        # The last frames in flight on loopback, read by a loop that may be late on a loaded machine: bounded.
+        await until(lambda: all(r.frames >= s.frames_sent for s, r, _ in plays if isinstance(s, RelaySession)), 2)
         short = sum(1 for s, r, _ in plays if isinstance(s, RelaySession) and r.frames != s.frames_sent)
         gaps = sum(p[1].gaps for p in plays)
         frames = sum(p[1].frames for p in plays)
