@@ -121,6 +121,8 @@ class RelaySession:
 
     def offer_frame(self, frame: PsFrame) -> None:
         """Called by the pull for each frame; never waits (a slow viewer must not stall the camera)."""
+        if self._ended.is_set():
+            return  # the platform is gone; the device's BYE and stop() follow
         if self._waiting_for_key:
             if not frame.key:
                 return

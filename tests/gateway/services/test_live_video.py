@@ -319,3 +319,42 @@ async def test_a_platform_that_does_not_listen_is_refused_and_leaves_no_pull(rel
     with pytest.raises(DeviceError, match="34020000001320000001: RTP over TCP"):
         await relay.open(offer)
     assert relay.pulls == 0
+
+
+async def test_a_platform_that_hangs_up_ends_only_its_own_session(
+    rtsp_server: RtspServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with LiveVideoRelay(lookup_for(rtsp_server), bind_host="127.0.0.1", viewer_queue_frames=3) as relay:
+        await hang_up_while_another_watches(relay, caplog)
+
+
+async def hang_up_while_another_watches(relay: LiveVideoRelay, caplog: pytest.LogCaptureFixture) -> None:
+    gone = Receiver(SSRC)
+
+    async def platform(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while gone.frames < 2:
+            size = int.from_bytes(await reader.readexactly(2), "big")
+            gone.take(await reader.readexactly(size))
+        writer.close()  # the platform hangs up mid-play (its media server closed the stream)
+
+    server = await asyncio.start_server(platform, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    leaving = await relay.open(
+        MediaOffer("34020000001320000001", "moving", "127.0.0.1", port, MediaTransport.TCP_PASSIVE, SSRC)
+    )
+    await leaving.start()
+    staying = Receiver(SSRC + 1)
+    session, transport = await play_udp(relay, "moving", staying)
+    try:
+        await eventually(lambda: leaving.ended.is_set(), timeout=20, what="the hung-up session ended")
+        frames = staying.frames
+        await eventually(lambda: staying.frames >= frames + 5, timeout=20, what="the other viewer goes on")
+        assert not session.ended.is_set()
+        # More frames than the ended session's queue holds have passed: it would have overflowed had it taken them.
+        assert "too slow" not in caplog.text, "an ended session takes no more frames"
+    finally:
+        await leaving.stop()
+        await session.stop()
+        transport.close()
+        server.close()
+        await server.wait_closed()
