@@ -30,6 +30,8 @@ class MediaDescription:
     height: int | None
     control: str | None
     framerate: float | None = None
+    # SPS/PPS (H.264) or VPS/SPS/PPS (H.265) NAL units from the fmtp line, for a relay to put before key frames.
+    parameter_sets: tuple[bytes, ...] = ()
 
 
 class _Bits:
@@ -193,6 +195,25 @@ def _size_from_parameter_sets(codec: str | None, params: dict[str, str]) -> tupl
     return None
 
 
+def _parameter_sets(codec: str | None, params: dict[str, str]) -> tuple[bytes, ...]:
+    if codec == "H264":
+        keys = ["sprop-parameter-sets"]
+    elif codec in ("H265", "HEVC"):
+        keys = ["sprop-vps", "sprop-sps", "sprop-pps"]
+    else:
+        return ()
+    nals: list[bytes] = []
+    for key in keys:
+        for item in filter(None, params.get(key, "").split(",")):
+            try:
+                nal = _b64(item)
+            except (binascii.Error, ValueError):
+                continue  # a broken set is passed over: the camera repeats them in-band anyway
+            if nal:
+                nals.append(nal)
+    return tuple(nals)
+
+
 def _fmtp_params(value: str) -> dict[str, str]:
     params = {}
     for item in value.split(";"):
@@ -273,4 +294,5 @@ def _describe(section: _Section) -> MediaDescription:
         size[1] if size else None,
         section.control,
         section.framerate,
+        _parameter_sets(codec, section.fmtp.get(pt, {})),
     )
