@@ -14,9 +14,9 @@ from aiohttp import web
 
 from adapters.mqtt.state_topics import StatePublisher
 from adapters.upstreams.base import Upstream
-from adapters.upstreams.http import HttpUpstream
-from gateway.domain.config import GatewayConfig, HttpUpstreamConfig
+from gateway.domain.config import GatewayConfig, HttpUpstreamConfig, MqttUpstreamConfig
 from gateway.faces import web as faces
+from gateway.services.alarm_path import open_upstream
 from gateway.services.alarms import AlarmFaces, AlarmService
 from gateway.services.camera_health import CameraHealth, CameraRuntime
 from gateway.services.history import record_transition
@@ -143,9 +143,9 @@ def _mark_restart(db: sqlite3.Connection, health: CameraHealth) -> None:
 
 async def _alarms(app: web.Application) -> AsyncIterator[None]:
     config, status = app[CONFIG], app[STATUS]
-    supported = [u for u in config.upstreams if isinstance(u, HttpUpstreamConfig)]
+    supported = [u for u in config.upstreams if isinstance(u, HttpUpstreamConfig | MqttUpstreamConfig)]
     for upstream in config.upstreams:
-        if not isinstance(upstream, HttpUpstreamConfig):
+        if not isinstance(upstream, HttpUpstreamConfig | MqttUpstreamConfig):
             logger.warning(
                 "%s: upstream kind %r is not available in this version; not forwarding to it",
                 upstream.name,
@@ -153,11 +153,7 @@ async def _alarms(app: web.Application) -> AsyncIterator[None]:
             )
     outbox = await asyncio.to_thread(Outbox, config.storage.path, [u.name for u in supported])
     async with contextlib.AsyncExitStack() as stack:
-        upstreams: list[Upstream] = []
-        for upstream_config in supported:
-            # One session per upstream for the life of the app: its connection pool and limits are its own.
-            session = await stack.enter_async_context(aiohttp.ClientSession())
-            upstreams.append(HttpUpstream(upstream_config, session))
+        upstreams: list[Upstream] = [await open_upstream(u, config.school.id, stack) for u in supported]
         health = status.health
         service = AlarmService(config, outbox, upstreams, snapshots=CameraSnapshots(health) if health else None)
         app[ALARMS] = service
