@@ -72,6 +72,7 @@ class MqttUpstream:
         self.acks_topic = f"{self.events_topic}/acks"
         self._client_id = config.client_id or f"huxiao-up-{school_id}-{config.name}"
         self.on_acks = on_acks
+        self.latest_acks: bytes | None = None  # kept for a handler set after the retained message arrived
         self._draw = draw
         self._client: mqtt.Client | None = None
         self._waiting: dict[int, asyncio.Future[None]] = {}
@@ -182,10 +183,15 @@ class MqttUpstream:
         self._signal(self._puback, mid, None if not reason.is_failure else str(reason))
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
-        if message.topic == self.acks_topic and self.on_acks is not None:
-            self._signal(self.on_acks, bytes(message.payload))
+        if message.topic == self.acks_topic:
+            self._signal(self._acks, bytes(message.payload))
 
     # -- the event loop ---------------------------------------------------------------------------------------
+
+    def _acks(self, payload: bytes) -> None:
+        self.latest_acks = payload
+        if self.on_acks is not None:
+            self.on_acks(payload)
 
     def _up(self) -> None:
         self.connections += 1
@@ -237,7 +243,7 @@ class MqttUpstream:
     async def send(self, event: OutboxEvent) -> None:
         await self.publish(self.events_topic, event.body)
 
-    async def send_report(self, body: bytes) -> None:
+    async def send_report(self, _event_id: str, body: bytes) -> None:
         """A status report on `<topic>/<school id>/status`; the center answers on the retained acks topic."""
         await self.publish(self.status_topic, body)
 
