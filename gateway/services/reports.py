@@ -38,8 +38,12 @@ class ReportTarget(Protocol):
 
 
 def report_data(summary: dict[str, Any], cameras: list[dict[str, Any]], every_s: float) -> dict[str, Any]:
-    """The report's `data`: the summary (without what the center itself sent us), the cameras, the cadence."""
+    """The report's `data`: the summary (without the hazards the center itself sent us), the cameras, the cadence.
+
+    The summary's own `cameras` (the counts by state) would collide with the contract's `cameras` list: the list
+    takes the key, the counts move to `camera_counts` (an addition to the contract, so nothing is lost)."""
     data = {key: value for key, value in summary.items() if key != "hazards"}
+    data["camera_counts"] = data.pop("cameras", {})
     data["cameras"] = [{"id": c["id"], "state": c["state"], "reasons": list(c.get("reasons", []))} for c in cameras]
     data["report_every_s"] = every_s
     return data

@@ -94,6 +94,7 @@ async def test_reports_go_to_the_report_url_on_schedule_signed_with_the_summary_
     data = report["data"]
     assert data["school"] == {"id": SCHOOL, "name": "攀枝花市第一小学", "district": "东区"}
     assert data["cameras"] == [{"id": "gate-1", "state": "unknown", "reasons": []}]
+    assert data["camera_counts"]["total"] == 1  # the summary's counts, beside the list
     assert data["report_every_s"] == EVERY
     assert {"networking_rate", "target", "compliant", "compliance", "buttons", "upstreams"} <= set(data)
     assert len({r["id"] for r in receiver.reports}) == len(receiver.reports)  # each report is a new event
