@@ -162,7 +162,7 @@ class MqttUpstream:
 
     def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
-            self._signal(self._link_lost, f"the broker refused the connection: {reason}")
+            self._signal(self._link_lost, f"the broker refused the connection: {reason}", client)
             return
         # Subscribing again is harmless in a kept session and needed after the broker lost it; the acks message is
         # retained, so each (re)subscription hands us the center's current list.
@@ -174,13 +174,13 @@ class MqttUpstream:
             self._config.port,
             getattr(flags, "session_present", "?"),
         )
-        self._signal(self._up)
+        self._signal(self._up, client)
 
-    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        self._signal(self._link_lost, f"disconnected from the broker ({reason})")
+    def _on_disconnect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self._signal(self._link_lost, f"disconnected from the broker ({reason})", client)
 
-    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: Any, _p: Any) -> None:
-        self._signal(self._puback, mid, None if not reason.is_failure else str(reason))
+    def _on_publish(self, client: mqtt.Client, _u: Any, mid: int, reason: Any, _p: Any) -> None:
+        self._signal(self._puback, mid, None if not reason.is_failure else str(reason), client)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         if message.topic == self.acks_topic:
@@ -193,11 +193,15 @@ class MqttUpstream:
         if self.on_acks is not None:
             self.on_acks(payload)
 
-    def _up(self) -> None:
+    def _up(self, client: mqtt.Client) -> None:
+        if client is not self._client:
+            return  # a late word from a connection already given up
         self.connections += 1
         self.connected.set()
 
-    def _link_lost(self, why: str) -> None:
+    def _link_lost(self, why: str, client: mqtt.Client | None = None) -> None:
+        if client is not None and client is not self._client:
+            return  # the goodbye of a client we closed ourselves; mids of an old client mean nothing now
         logger.warning("%s: %s", self.name, why)
         self.connected.clear()
         self._lost.set()
@@ -207,7 +211,9 @@ class MqttUpstream:
             if not future.done():
                 future.set_exception(UpstreamError(f"{self.name}: connection lost before the broker's PUBACK"))
 
-    def _puback(self, mid: int, refused: str | None) -> None:
+    def _puback(self, mid: int, refused: str | None, client: mqtt.Client) -> None:
+        if client is not self._client:
+            return  # packet ids are per connection: an old client's mid may be reused by the new one
         future = self._waiting.pop(mid, None)
         if future is None or future.done():
             return
