@@ -23,6 +23,7 @@ from simulators.broker import MosquittoBroker
 from simulators.buttons import SimulatedButton
 from tests.fixtures.center import CenterSubscriber, ReportReceiver
 from tests.fixtures.mosquitto import broker
+from tests.fixtures.ports import free_port
 from tests.fixtures.waiting import eventually
 
 __all__ = ["broker"]
@@ -171,3 +172,26 @@ def test_the_center_answer_is_read_as_a_list_or_an_object_and_garbage_is_a_clear
         parse_answer(b"<html>")
     with pytest.raises(ValueError, match="not a list"):
         parse_answer(b'{"acks": 5}')
+
+
+async def test_reports_missed_while_the_center_is_down_are_dropped_not_queued(
+    tmp_path: Path, broker: MosquittoBroker
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/center/alarms"
+    config = school(tmp_path, broker, {"name": "city", "kind": "http", "url": url, "secret": SECRET, "timeout": "1s"})
+    async with running(config) as server:
+        sender = server.app[REPORTS]
+        await eventually(lambda: sender.failed["city"] >= 3, 10, "three reports missed")
+        receiver = ReportReceiver(secret=SECRET)
+        runner = web.AppRunner(receiver.app(), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            await eventually(lambda: len(receiver.reports) >= 2, 10, "reports once the center is back")
+            gaps = [b - a for a, b in zip(receiver.report_times, receiver.report_times[1:], strict=False)]
+            assert all(gap >= EVERY * 0.8 for gap in gaps), gaps  # no backlog flushed at once: latest wins
+        finally:
+            await runner.cleanup()
+        kinds = server.app[ALARMS].outbox.counts()
+        assert kinds["city"] == {"pending": 0, "delivered": 0}  # reports never went through the alarm outbox
