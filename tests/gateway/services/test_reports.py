@@ -100,7 +100,9 @@ async def test_reports_go_to_the_report_url_on_schedule_signed_with_the_summary_
     assert {"networking_rate", "target", "compliant", "compliance", "buttons", "upstreams"} <= set(data)
     assert len({r["id"] for r in receiver.reports}) == len(receiver.reports)  # each report is a new event
     gaps = [b - a for a, b in zip(receiver.report_times, receiver.report_times[1:], strict=False)]
-    assert all(EVERY * 0.8 <= gap <= EVERY * 5 for gap in gaps), gaps
+    # Each gap is report_every plus the send times around it (noisy on a shared machine); on average, the cadence.
+    assert all(EVERY * 0.5 <= gap <= EVERY * 10 for gap in gaps), gaps
+    assert EVERY * 0.9 <= sum(gaps) / len(gaps) <= EVERY * 3, gaps
 
 
 async def test_an_ack_in_the_answer_reaches_the_button_once_even_after_a_restart_and_shows_in_the_api(
@@ -190,7 +192,7 @@ async def test_reports_missed_while_the_center_is_down_are_dropped_not_queued(
         try:
             await eventually(lambda: len(receiver.reports) >= 2, 10, "reports once the center is back")
             gaps = [b - a for a, b in zip(receiver.report_times, receiver.report_times[1:], strict=False)]
-            assert all(gap >= EVERY * 0.8 for gap in gaps), gaps  # no backlog flushed at once: latest wins
+            assert all(gap >= EVERY * 0.5 for gap in gaps), gaps  # no backlog flushed at once: latest wins
         finally:
             await runner.cleanup()
         kinds = server.app[ALARMS].outbox.counts()
