@@ -16,9 +16,12 @@ import aiohttp
 from aiohttp import web
 
 from adapters.mqtt.state_topics import StatePublisher
+from adapters.upstreams.http import HttpUpstream
+from adapters.upstreams.mqtt import MqttUpstream
 from gateway.domain.camera import CameraState
-from gateway.domain.config import GatewayConfig
+from gateway.domain.config import GatewayConfig, HttpUpstreamConfig, MqttUpstreamConfig
 from gateway.faces import web as faces
+from gateway.services.acknowledgements import AckRelay
 from gateway.services.alarm_path import AlarmPath
 from gateway.services.alarm_view import AlarmView
 from gateway.services.alarms import AlarmService
@@ -28,6 +31,7 @@ from gateway.services.forwarder import Forwarder
 from gateway.services.health import BROKER_GRACE_S, EVALUATE_EVERY_S, Check, HealthBoard, Verdict
 from gateway.services.history import record_transition
 from gateway.services.patrol import Patrol
+from gateway.services.reports import ReportSender, ReportTarget
 from gateway.services.snapshots import CameraSnapshots
 from gateway.services.status import GatewayStatus
 from gateway.services.supervisor import Supervisor
@@ -42,6 +46,7 @@ STATUS = web.AppKey("status", GatewayStatus)
 HEALTH = web.AppKey("health", HealthBoard)
 STATE_TOPICS = web.AppKey("state_topics", StatePublisher)
 ALARMS = web.AppKey("alarms", AlarmService)
+REPORTS = web.AppKey("reports", ReportSender)
 _RUN_ID = web.AppKey("run_id", int)
 
 # How often the gateway notes that it is alive, which is also the storage probe: the gap after the last note is
@@ -240,6 +245,38 @@ def _upstream_check(forwarder: Forwarder) -> Check:
     return check
 
 
+async def _reports(app: web.Application) -> AsyncIterator[None]:
+    """Status reports to the command centers, and their operators' acknowledgements back to the buttons."""
+    config, status, service = app[CONFIG], app[STATUS], app[ALARMS]
+
+    def publish(button_id: str, alarm_id: str) -> bool:
+        if not service.listener.connected.is_set():
+            return False
+        service.listener.publish_ack(button_id, alarm_id, "acknowledged")
+        return True
+
+    relay = await asyncio.to_thread(AckRelay, config.storage.path, publish)
+    status.relay = relay
+    by_name = {f.upstream.name: f.upstream for f in service.forwarders}
+    targets: list[tuple[HttpUpstreamConfig | MqttUpstreamConfig, ReportTarget]] = []
+    for upstream_config in config.upstreams:
+        upstream = by_name.get(upstream_config.name)
+        if isinstance(upstream, HttpUpstream | MqttUpstream) and isinstance(
+            upstream_config, HttpUpstreamConfig | MqttUpstreamConfig
+        ):
+            targets.append((upstream_config, upstream))
+            if isinstance(upstream, MqttUpstream):
+                upstream.on_acks = relay.offer_payload
+                if upstream.latest_acks is not None:
+                    relay.offer_payload(upstream.latest_acks)
+    sender = ReportSender(config.school, targets, status.summary, status.cameras, relay)
+    app[REPORTS] = sender
+    app[SUPERVISOR].start("reports", sender.run)
+    yield
+    await app[SUPERVISOR].stop_parts("reports")
+    relay.close()
+
+
 def create_app(config: GatewayConfig) -> web.Application:
     """The gateway as an aiohttp application; `web.run_app(create_app(cfg))` runs it."""
     app = web.Application()
@@ -252,6 +289,7 @@ def create_app(config: GatewayConfig) -> web.Application:
     app.cleanup_ctx.append(_state_topics)
     app.cleanup_ctx.append(_cameras)
     app.cleanup_ctx.append(_alarms)
+    app.cleanup_ctx.append(_reports)
     tokens = {str(role): token.get_secret_value() for role, token in config.web.tokens.items()}
     faces.add_routes(app, status, tokens, config.web.host, health=app[HEALTH].report)
     return app

@@ -35,9 +35,11 @@ def _free_port() -> int:
 class MosquittoBroker:
     """Start, stop and restart one mosquitto process; its data lives in `workdir`."""
 
-    def __init__(self, workdir: Path, port: int = 0) -> None:
+    def __init__(self, workdir: Path, port: int = 0, *, extra: list[str] | None = None) -> None:
         self.workdir = Path(workdir)
         self.port = port or _free_port()
+        # More mosquitto.conf lines (an acl_file, a password_file), for tests of a broker that refuses things.
+        self.extra = list(extra or [])
         self._proc: subprocess.Popen[bytes] | None = None
         binary = find_mosquitto()
         if binary is None:
@@ -67,6 +69,7 @@ class MosquittoBroker:
             "log_dest stderr",
             "log_type error",
             "log_type warning",
+            *self.extra,
         ]
         if os.geteuid() == 0:
             # Run as root, mosquitto switches to the `mosquitto` user, which may not write our (root-owned)
@@ -102,6 +105,11 @@ class MosquittoBroker:
                 self._proc.kill()
                 self._proc.wait()
         self._proc = None
+
+    def reload(self) -> None:
+        """SIGHUP: mosquitto reads its ACL and password files again, keeping every connection and session."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGHUP)
 
     def restart(self) -> None:
         self.stop()

@@ -31,17 +31,27 @@ class HttpUpstream:
         self.state = LinkState()
 
     async def send(self, event: OutboxEvent) -> None:
-        headers = {"Content-Type": CONTENT_TYPE, "ce-id": event.id}
+        status, _answer = await self._post(self._config.url, event.id, event.body)
+        if not (200 <= status < 300 or status == 409):
+            raise UpstreamError(f"{self.name}: HTTP {status}")
+
+    async def send_report(self, event_id: str, body: bytes) -> bytes:
+        """POST a status report to `report_url`, signed like an alarm; returns the center's answer (its acks)."""
+        status, answer = await self._post(self._config.reports_to, event_id, body)
+        if not 200 <= status < 300:
+            raise UpstreamError(f"{self.name}: report refused: HTTP {status}")
+        return answer
+
+    async def _post(self, url: str, event_id: str, body: bytes) -> tuple[int, bytes]:
+        headers = {"Content-Type": CONTENT_TYPE, "ce-id": event_id}
         if self._secret:
-            headers[HEADER] = sign(self._secret, event.body, int(time.time()))
+            headers[HEADER] = sign(self._secret, body, int(time.time()))
         try:
             async with asyncio.timeout(self._config.timeout):
-                async with self._session.post(self._config.url, data=event.body, headers=headers) as response:
-                    await response.read()
-                    status = response.status
+                async with self._session.post(url, data=body, headers=headers) as response:
+                    answer = await response.read()
+                    return response.status, answer
         except TimeoutError:
             raise UpstreamError(f"{self.name}: no answer within {self._config.timeout:g} s") from None
         except NETWORK_ERRORS as exc:
             raise UpstreamError(f"{self.name}: {type(exc).__name__}: {exc}") from None
-        if not (200 <= status < 300 or status == 409):
-            raise UpstreamError(f"{self.name}: HTTP {status}")

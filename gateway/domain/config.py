@@ -187,13 +187,30 @@ class _UpstreamBase(_Model):
     retry_max: Duration = Field(60.0, description="Longest retry delay")
 
 
-class HttpUpstreamConfig(_UpstreamBase):
+class _ReportingUpstream(_UpstreamBase):
+    """An upstream that can also take the gateway's periodic status reports (a command center)."""
+
+    reports: bool = Field(False, description="Send a cn.huxiao.status report every report_every")
+    report_every: Duration = Field(30.0, description="Time between two status reports")
+
+
+class HttpUpstreamConfig(_ReportingUpstream):
     kind: Literal["http"]
     url: str
     secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for X-Huxiao-Signature")
     timeout: Duration = 5.0
+    report_url: str | None = Field(None, description="Where reports go; default: url with its last segment `reports`")
 
-    _url = field_validator("url")(lambda v: _check_url(v, ("http", "https")))
+    _url = field_validator("url", "report_url")(lambda v: _check_url(v, ("http", "https")))
+
+    @property
+    def reports_to(self) -> str:
+        """`report_url`, else `url` with its last path segment replaced by `reports` (…/alarms → …/reports)."""
+        if self.report_url is not None:
+            return self.report_url
+        parts = urlsplit(self.url)
+        head = parts.path.rsplit("/", 1)[0] if "/" in parts.path else ""
+        return parts._replace(path=f"{head}/reports", query="", fragment="").geturl()
 
 
 class Gb28181UpstreamConfig(_UpstreamBase):
@@ -206,14 +223,26 @@ class Gb28181UpstreamConfig(_UpstreamBase):
     keepalive: Duration = 60.0
 
 
-class MqttUpstreamConfig(_UpstreamBase):
+class MqttUpstreamConfig(_ReportingUpstream):
     kind: Literal["mqtt"]
     url: str
     username: str | None = None
     password: SecretStr | None = None
-    topic: str = "huxiao/alarms"
+    topic: str = Field("huxiao/events", pattern=r"^[^#+\s]+$", description="Events go to <topic>/<school id>")
+    client_id: str | None = Field(None, description="Persistent-session client id; default huxiao-up-<school>-<name>")
+    keepalive: Duration = Field(30.0, description="MQTT keepalive; the broker drops a silent client at 1.5×")
+    timeout: Duration = Field(5.0, description="Bound on the wait for a PUBACK (delivery) of one event")
 
     _url = field_validator("url")(lambda v: _check_url(v, ("mqtt", "mqtts")))
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
 
 
 UpstreamConfig = Annotated[HttpUpstreamConfig | Gb28181UpstreamConfig | MqttUpstreamConfig, Field(discriminator="kind")]

@@ -18,7 +18,8 @@ import aiohttp
 
 from adapters.upstreams.base import Upstream
 from adapters.upstreams.http import HttpUpstream
-from gateway.domain.config import GatewayConfig, HttpUpstreamConfig, UpstreamConfig
+from adapters.upstreams.mqtt import MqttUpstream
+from gateway.domain.config import GatewayConfig, HttpUpstreamConfig, MqttUpstreamConfig, UpstreamConfig
 from gateway.domain.errors import GatewayError
 from gateway.services.alarm_pictures import SnapshotSource
 from gateway.services.alarms import AlarmService
@@ -29,8 +30,19 @@ logger = logging.getLogger(__name__)
 
 
 def supported(upstream: UpstreamConfig) -> bool:
-    """Kinds this version can forward to; gb28181 and mqtt come in the second wave with their own adapters."""
-    return isinstance(upstream, HttpUpstreamConfig)
+    """Kinds this version can forward to; gb28181 comes with its own adapter."""
+    return isinstance(upstream, HttpUpstreamConfig | MqttUpstreamConfig)
+
+
+async def open_upstream(
+    upstream: HttpUpstreamConfig | MqttUpstreamConfig, school_id: str, stack: contextlib.AsyncExitStack
+) -> HttpUpstream | MqttUpstream:
+    """Build one upstream whose resources `stack` closes: an http session of its own, or an MQTT session."""
+    if isinstance(upstream, HttpUpstreamConfig):
+        # One session per upstream for the life of the path: its connection pool and limits are its own.
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        return HttpUpstream(upstream, session)
+    return await stack.enter_async_context(MqttUpstream(upstream, school_id))
 
 
 class AlarmPath:
@@ -69,18 +81,16 @@ class AlarmPath:
                     upstream.name,
                     upstream.kind,
                 )
-        chosen = [u for u in config.upstreams if isinstance(u, HttpUpstreamConfig)]
+        chosen = [u for u in config.upstreams if isinstance(u, HttpUpstreamConfig | MqttUpstreamConfig)]
         try:
             if self._own_supervisor:
                 self._stack.push_async_callback(self.supervisor.stop)
             # Opening and migrating the database may fsync: off the loop.
             outbox = await asyncio.to_thread(Outbox, config.storage.path, [u.name for u in chosen])
             self._stack.callback(outbox.close)
-            upstreams: list[Upstream] = []
-            for upstream_config in chosen:
-                # One session per upstream for the life of the path: its connection pool and limits are its own.
-                session = await self._stack.enter_async_context(aiohttp.ClientSession())
-                upstreams.append(HttpUpstream(upstream_config, session))
+            upstreams: list[Upstream] = [
+                await open_upstream(upstream_config, config.school.id, self._stack) for upstream_config in chosen
+            ]
             service = AlarmService(config, outbox, upstreams, snapshots=self._snapshots, tasks=self.supervisor.tasks)
             await service.start()
             self._stack.push_async_callback(service.stop)

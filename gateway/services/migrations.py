@@ -88,4 +88,21 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX deliveries_pending ON deliveries (upstream, state, event_seq);
         """,
     ),
+    Migration(
+        3,
+        "operator acknowledgements from the command center, each published to its button once",
+        """
+        -- One row per alarm an operator acknowledged at the center; published_at is set once the button's ack
+        -- topic has it, so a restart neither repeats nor forgets an `acknowledged`.
+        CREATE TABLE acknowledgements (
+            button_id TEXT NOT NULL,
+            button_event_id TEXT NOT NULL,
+            by TEXT NOT NULL,
+            at TEXT NOT NULL,
+            received_at REAL NOT NULL,
+            published_at REAL,
+            PRIMARY KEY (button_id, button_event_id)
+        );
+        """,
+    ),
 )

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from gateway.domain.camera import CameraState, is_picture_reason
 from gateway.domain.config import GatewayConfig
+from gateway.services.acknowledgements import AckRelay, acknowledged_by_alarm
 from gateway.services.camera_health import CameraHealth, CameraRuntime
 from gateway.services.history import gateway_downtime, transitions_since
 from monitoring.compliance import AreaCamera, ButtonReading, SchoolFacts, compliant, judge
@@ -50,6 +51,7 @@ class GatewayStatus:
         self._clock = clock
         self.health: CameraHealth | None = None
         self.alarm_view: AlarmSource | None = None
+        self.relay: AckRelay | None = None  # acknowledgements and hazards from the command center
         self.pictures = Pictures()
         self.crashes: Mapping[str, int] = {}  # the supervisor's crash counts by part, for /metrics
         self._uptime: dict[str, dict[str, float | None]] = {}
@@ -154,13 +156,23 @@ class GatewayStatus:
             "upstreams": [
                 {"name": u["name"], "kind": u["kind"], "link": u["link"], "pending": u["pending"]} for u in upstreams
             ],
+            # Added to the contract for the page: the open hazards the command center lists for this school.
+            "hazards": [
+                {"id": h.id, "text": h.text, "level": h.level, "at": h.at}
+                for h in (self.relay.hazards if self.relay is not None else ())
+            ],
         }
 
     def camera_snapshot(self, camera_id: str) -> bytes | None:
         return self.pictures.thumbnails.get(camera_id)
 
     def alarms(self, limit: int) -> list[dict[str, Any]]:
-        return self.alarm_view.recent_alarms(limit) if self.alarm_view is not None else []
+        rows = self.alarm_view.recent_alarms(limit) if self.alarm_view is not None else []
+        if rows:
+            acknowledged = acknowledged_by_alarm(self._db())
+            for row in rows:
+                row["acknowledged"] = acknowledged.get((str(row["button"]), str(row.get("button_event_id"))))
+        return rows
 
     def set_maintenance(self, camera_id: str, on: bool) -> bool:
         if self.health is None or camera_id not in self.health.cameras:

@@ -16,6 +16,8 @@ const WORDS = {
   link_up: ["连通", "up"], link_down: ["中断", "down"], pending: ["待送", "pending"],
   delivered: ["已送达", "delivered"], never: ["从未", "never"], last_test: ["上次测试", "last test"],
   panic: ["紧急报警", "panic"], test: ["测试", "test"], cancel: ["取消", "cancel"],
+  not_acknowledged: ["未确认", "not yet"], no_hazards: ["暂无隐患", "no open hazards"],
+  high: ["高", "high"], medium: ["中", "medium"], low: ["低", "low"],
   // reasons
   timeout: ["超时", "timeout"], unreachable: ["无法连接", "unreachable"], protocol_error: ["应答异常", "bad answer"],
   auth_failed: ["密码错误", "wrong password"], clock_skew: ["时钟偏差", "clock skew"],
@@ -119,7 +121,20 @@ function renderAlarms(alarms) {
   const body = document.querySelector("#alarms tbody");
   body.replaceChildren(...alarms.map((a) => el("tr", {},
     el("td", {}, when(a.at)), el("td", {}, a.button), el("td", {}, t(a.type)),
-    el("td", {}, (a.deliveries || []).map((d) => d.upstream + ": " + t(d.state)).join("; ")))));
+    el("td", {}, (a.deliveries || []).map((d) => d.upstream + ": " + t(d.state)).join("; ")),
+    el("td", { class: "ack" }, a.acknowledged ? a.acknowledged.by + " · " + when(a.acknowledged.at) : t("not_acknowledged")))));
+}
+
+function renderHazards(hazards) {
+  // Open hazards (隐患) the command center lists for this school: a short list, highest level first as sent.
+  const list = document.getElementById("hazards");
+  const items = (hazards || []).slice(0, 10);
+  if (!items.length) {
+    list.replaceChildren(el("li", { class: "small" }, t("no_hazards")));
+    return;
+  }
+  list.replaceChildren(...items.map((h) => el("li", { class: "hazard " + (h.level || "") },
+    h.text, h.level ? " (" + t(h.level) + ")" : "", h.at ? " · " + when(h.at) : "")));
 }
 
 function applyLanguage() {
@@ -146,6 +161,7 @@ function render() {
   renderSummary(last.summary);
   renderCameras(last.cameras);
   renderAlarms(last.alarms);
+  renderHazards(last.summary.hazards);
   document.getElementById("updated").textContent = when(Date.now() / 1000);
 }
 
