@@ -68,6 +68,7 @@ class SipTransport:
         *,
         listen: bool = False,
         t1: float = T1_S,
+        on_lost: Callable[[Address], None] | None = None,
     ) -> None:
         self.name = name
         self.kind = kind
@@ -75,6 +76,7 @@ class SipTransport:
         self._handler = handler
         self._listen = listen  # TCP: accept connections (a platform) instead of only connecting out (a device)
         self._t1 = t1
+        self._on_lost = on_lost  # TCP: a connection closed (the device re-registers over a new one)
         self._udp: asyncio.DatagramTransport | None = None
         self._server: asyncio.Server | None = None
         self._streams: dict[Address, asyncio.StreamWriter] = {}
@@ -289,6 +291,8 @@ class SipTransport:
             if self._streams.get(peer) is writer:
                 del self._streams[peer]
             writer.close()
+            if self._on_lost is not None:
+                self._on_lost(peer)
 
     def connected(self, peer: Address) -> bool:
         return self.kind == "udp" or peer in self._streams
