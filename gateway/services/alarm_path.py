@@ -17,8 +17,9 @@ from types import TracebackType
 import aiohttp
 
 from adapters.upstreams.base import Upstream
+from adapters.upstreams.gb28181 import Gb28181Upstream
 from adapters.upstreams.http import HttpUpstream
-from gateway.domain.config import GatewayConfig, HttpUpstreamConfig, UpstreamConfig
+from gateway.domain.config import GatewayConfig, Gb28181UpstreamConfig, HttpUpstreamConfig, UpstreamConfig
 from gateway.domain.errors import GatewayError
 from gateway.services.alarms import AlarmService, SnapshotSource
 from gateway.services.outbox import Outbox
@@ -27,8 +28,8 @@ logger = logging.getLogger(__name__)
 
 
 def supported(upstream: UpstreamConfig) -> bool:
-    """Kinds this version can forward to; gb28181 and mqtt come in the second wave with their own adapters."""
-    return isinstance(upstream, HttpUpstreamConfig)
+    """Kinds this version can forward to; mqtt comes in the second wave with its own adapter."""
+    return isinstance(upstream, HttpUpstreamConfig | Gb28181UpstreamConfig)
 
 
 class AlarmPath:
@@ -55,13 +56,19 @@ class AlarmPath:
                     upstream.name,
                     upstream.kind,
                 )
-        chosen = [u for u in config.upstreams if isinstance(u, HttpUpstreamConfig)]
+        chosen = [u for u in config.upstreams if supported(u)]
         try:
             # Opening and migrating the database may fsync: off the loop.
             outbox = await asyncio.to_thread(Outbox, config.storage.path, [u.name for u in chosen])
             self._stack.callback(outbox.close)
             upstreams: list[Upstream] = []
             for upstream_config in chosen:
+                if isinstance(upstream_config, Gb28181UpstreamConfig):
+                    # The GB device (its SIP socket, registration and keepalives) lives as long as the path.
+                    gb = Gb28181Upstream.from_config(config, upstream_config)
+                    upstreams.append(await self._stack.enter_async_context(gb))
+                    continue
+                assert isinstance(upstream_config, HttpUpstreamConfig)
                 # One session per upstream for the life of the path: its connection pool and limits are its own.
                 session = await self._stack.enter_async_context(aiohttp.ClientSession())
                 upstreams.append(HttpUpstream(upstream_config, session))
