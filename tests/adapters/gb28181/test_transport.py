@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import time
 
@@ -59,7 +60,7 @@ async def test_a_request_is_retransmitted_at_doubling_intervals_until_answered()
         await server
     peer.close()
     assert response.status == 200
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     assert gaps[0] >= T1 * 0.9
     assert gaps[1] >= gaps[0] * 1.5  # doubling: T1, 2·T1, 4·T1
     assert gaps[2] >= gaps[1] * 1.5
