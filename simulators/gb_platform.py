@@ -73,6 +73,7 @@ class DeviceRecord:
     alarms: list[manscdp.Manscdp] = field(default_factory=list)
     alarm_received_at: list[float] = field(default_factory=list)
     unregistered: bool = False
+    largest_message: int = 0  # bytes of the largest MESSAGE/NOTIFY from the device (one datagram?)
 
     def catalog(self) -> list[CatalogItem]:
         """The last complete Catalog."""
@@ -254,6 +255,7 @@ class GbPlatform:
         if record is None or record.unregistered:
             self.not_found += 1
             return response_to(request, 404, to_tag=new_tag())
+        record.largest_message = max(record.largest_message, len(request.encode()))
         try:
             body = manscdp.parse(request.body, user)
         except DeviceProtocolError:

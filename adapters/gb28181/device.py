@@ -53,6 +53,8 @@ UNREGISTER_TIMEOUT_S = 2.0
 # The MESSAGE that answers a query: 5 s covers a busy platform; a lost answer is asked again by the platform.
 ANSWER_TIMEOUT_S = 5.0
 USER_AGENT = "huxiao-gateway"
+# MESSAGEs of one answer sent before waiting for their 200s: few enough that a platform's UDP buffer never drops them.
+ANSWERS_IN_FLIGHT = 8
 
 
 @dataclass
@@ -453,12 +455,19 @@ class GbDevice:
         return None
 
     async def _send_answers(self, cmd_type: str, bodies: list[bytes]) -> None:
-        for body in bodies:
-            try:
-                await self._message(body, timeout=ANSWER_TIMEOUT_S)
-            except GatewayError as exc:
-                logger.warning("%s: %s answer not delivered: %s", self.device_id, cmd_type, exc)
-                return
+        # A few MESSAGEs in flight at once: a 1,000-channel Catalog is 500 MESSAGEs, and one round trip each in
+        # turn would be most of the time it takes; the platform collects them by SN in any order.
+        for start in range(0, len(bodies), ANSWERS_IN_FLIGHT):
+            batch = bodies[start : start + ANSWERS_IN_FLIGHT]
+            results = await asyncio.gather(
+                *(self._message(body, timeout=ANSWER_TIMEOUT_S) for body in batch), return_exceptions=True
+            )
+            for result in results:
+                if isinstance(result, GatewayError):
+                    logger.warning("%s: %s answer not delivered: %s", self.device_id, cmd_type, result)
+                    return
+                if isinstance(result, BaseException):
+                    raise result
 
     # Live play.
 

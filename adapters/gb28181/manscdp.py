@@ -22,8 +22,8 @@ from gateway.domain.errors import DeviceProtocolError
 
 CONTENT_TYPE = "Application/MANSCDP+xml"
 # A Catalog answer is split so that every MESSAGE fits one UDP datagram of ~1400 bytes (a path MTU of 1500 minus
-# IP/UDP headers and slack): WVP broke on Catalogs that arrived as IP fragments. About 500 bytes go to SIP headers.
-CATALOG_BODY_BUDGET = 900
+# IP/UDP headers and slack): WVP broke on Catalogs that arrived as IP fragments. About 400 bytes go to SIP headers.
+CATALOG_BODY_BUDGET = 1000
 MAX_BODY_BYTES = 65535
 _DECLARATION = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9_.-]+)[\"'][^>]*\?>")
 _ANY_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
@@ -85,8 +85,8 @@ def encode(xml: str, charset: str) -> bytes:
     return f'<?xml version="1.0" encoding="{charset}"?>\r\n{xml}'.encode(charset, errors="replace")
 
 
-def _fields(pairs: Iterable[tuple[str, object]]) -> str:
-    return "".join(f"<{name}>{escape(str(value))}</{name}>\r\n" for name, value in pairs)
+def _fields(pairs: Iterable[tuple[str, object]], separator: str = "\r\n") -> str:
+    return "".join(f"<{name}>{escape(str(value))}</{name}>{separator}" for name, value in pairs)
 
 
 def document(root: str, cmd_type: str, sn: int | str, device_id: str, *pairs: tuple[str, object]) -> str:
@@ -103,10 +103,10 @@ def _item(channel: Channel, device_id: str, civil_code: str, event: str | None =
         ("DeviceID", channel.id),
         ("Name", channel.name),
         ("Manufacturer", MANUFACTURER),
-        ("Model", "camera" if channel.kind is ChannelKind.CAMERA else "alarm-button"),
-        ("Owner", "huxiao"),
+        ("Model", "IPC" if channel.kind is ChannelKind.CAMERA else "AlarmIn"),
+        ("Owner", "0"),
         ("CivilCode", civil_code),
-        ("Address", channel.name),
+        ("Address", ""),
         ("Parental", 0),
         ("ParentID", device_id),
         ("SafetyWay", 0),
@@ -116,7 +116,8 @@ def _item(channel: Channel, device_id: str, civil_code: str, event: str | None =
     ]
     if event is not None:
         pairs.append(("Event", event))
-    return f"<Item>\r\n{_fields(pairs)}</Item>\r\n"
+    # Items without line breaks inside: a few more fit in one datagram.
+    return f"<Item>{_fields(pairs, separator='')}</Item>\r\n"
 
 
 def catalog_responses(

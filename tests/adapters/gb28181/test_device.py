@@ -171,6 +171,7 @@ async def test_the_device_registers_answers_wvps_first_queries_and_keeps_alive(p
         assert catalog[0].parent == DEVICE
         assert catalog[0].status == "ON"
         assert catalog[-1].id == BUTTON
+        assert record.largest_message <= 1400  # every Catalog MESSAGE within one datagram
         await eventually(lambda: record.keepalives >= 2, what="two keepalives")
         assert platform.online(DEVICE)
     # Stopping unregisters (Expires: 0).
