@@ -84,6 +84,7 @@ class SipTransport:
         self._answers: dict[tuple[str, str, str], _Answer] = {}
         self._awaiting_ack: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._connecting = asyncio.Lock()
         self.dropped = 0  # datagrams or streams we could not read: for tests and the log
         self.local_address: Address = local
 
@@ -123,6 +124,12 @@ class SipTransport:
         """TCP: open the signalling connection to `peer` from our local port (no-op over UDP or when open)."""
         if self.kind != "tcp" or peer in self._streams:
             return
+        # One connection per peer: a re-REGISTER and a query's answer may both find the link gone at once.
+        async with self._connecting:
+            if peer not in self._streams:
+                await self._open(peer)
+
+    async def _open(self, peer: Address) -> None:
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT_S):
                 reader, writer = await asyncio.open_connection(
