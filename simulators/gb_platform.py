@@ -66,6 +66,7 @@ class DeviceRecord:
     last_keepalive: float = 0.0
     info: manscdp.Manscdp | None = None
     basic_param: manscdp.Manscdp | None = None
+    status: manscdp.Manscdp | None = None
     catalogs: dict[str, list[CatalogItem]] = field(default_factory=dict)
     catalog_sumnum: dict[str, int] = field(default_factory=dict)
     complete_catalogs: list[str] = field(default_factory=list)
@@ -154,6 +155,7 @@ class GbPlatform:
         self._plays: dict[str, Play] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.fail_next: dict[str, int] = {}  # CmdType → status to answer once (fault injection)
+        self.silent = False  # answer no MESSAGE at all (a platform hung or a link dropping packets)
 
     async def __aenter__(self) -> GbPlatform:
         await self.sip.__aenter__()
@@ -197,7 +199,7 @@ class GbPlatform:
             if request.method == "REGISTER":
                 return self._on_register(request, peer)
             if request.method in ("MESSAGE", "NOTIFY"):
-                return self._on_message(request)
+                return None if self.silent else self._on_message(request)
             if request.method == "BYE":
                 for play in self._plays.values():
                     if play.call_id == request.call_id:
@@ -273,6 +275,8 @@ class GbPlatform:
             record.info = body
         elif body.cmd_type == "ConfigDownload":
             record.basic_param = body
+        elif body.cmd_type == "DeviceStatus":
+            record.status = body
         elif body.cmd_type == "Catalog" and body.root == "Notify":
             for item in body.element.iter("Item"):
                 record.catalog_events.append((item.findtext("DeviceID") or "", item.findtext("Event") or ""))

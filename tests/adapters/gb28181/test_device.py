@@ -296,3 +296,33 @@ async def test_hostile_sip_is_dropped_and_the_device_keeps_working(platform: GbP
             await eventually(lambda: platform.devices[DEVICE].registrations >= 2, what="re-registration over TCP")
         await platform.query(DEVICE, "Catalog")
         await eventually(lambda: len(platform.devices[DEVICE].complete_catalogs) >= 2)
+
+
+async def test_the_registration_is_refreshed_before_expiry_on_the_same_call_id(platform: GbPlatform) -> None:
+    async with running(GbDevice(config(platform, expires="1s"), channels())):
+        await eventually(lambda: DEVICE in platform.devices and platform.devices[DEVICE].registrations >= 3)
+        record = platform.devices[DEVICE]
+        assert len(set(record.call_ids)) == 1
+        assert platform.online(DEVICE)
+
+
+async def test_unanswered_keepalives_take_the_link_down_and_it_comes_back(platform: GbPlatform) -> None:
+    settings = config(platform, keepalive="0.2s", keepalive_misses=2)
+    async with running(GbDevice(settings, channels(), retry_first=0.05)) as device:
+        await eventually(lambda: device.link == "up")
+        platform.silent = True
+        await eventually(lambda: device.link == "down", what="link down after 2 silent keepalives")
+        assert "2 keepalives unanswered" in (device.last_error or "")
+        platform.silent = False
+        await eventually(lambda: device.link == "up", what="link up again")
+
+
+async def test_device_status_is_answered_with_the_query_sn(platform: GbPlatform) -> None:
+    async with running(GbDevice(config(platform), channels())) as device:
+        await eventually(lambda: device.registered.is_set())
+        sn = await platform.query(DEVICE, "DeviceStatus")
+        await eventually(lambda: platform.devices[DEVICE].status is not None)
+        status = platform.devices[DEVICE].status
+        assert status is not None
+        assert status.sn == sn
+        assert status.text("Online") == "ONLINE"
