@@ -66,11 +66,20 @@ class Gb28181Upstream:
 
     kind: str = "gb28181"
 
-    def __init__(self, config: Gb28181UpstreamConfig, device: GbDevice, buttons: dict[str, str]) -> None:
+    def __init__(
+        self,
+        config: Gb28181UpstreamConfig,
+        device: GbDevice,
+        buttons: dict[str, str],
+        channels: StaticChannels | None = None,
+        cameras: dict[str, str] | None = None,
+    ) -> None:
         self.name: str = config.name
         self.role: str = config.role
         self.device = device
         self._buttons = buttons  # button id → channel id
+        self._cameras = cameras or {}  # camera id → channel id
+        self._channels = channels
         self.state = LinkState()
         self._runner: asyncio.Task[None] | None = None
 
@@ -81,8 +90,19 @@ class Gb28181Upstream:
         buttons = button_ids(config.device_id, gateway.buttons)
         channels = [Channel(cameras[c.id], c.name, ChannelKind.CAMERA, False, c.id) for c in gateway.cameras]
         channels += [Channel(buttons[b.id], b.name, ChannelKind.ALARM_INPUT, True, b.id) for b in gateway.buttons]
-        device = GbDevice(config, StaticChannels(channels), name=gateway.school.name)
-        return cls(config, device, buttons)
+        source = StaticChannels(channels)
+        device = GbDevice(config, source, name=gateway.school.name)
+        return cls(config, device, buttons, source, cameras)
+
+    def set_online(self, local_id: str, online: bool) -> None:
+        """A camera's or button's channel went ON or OFF (from camera health or button state): the platform gets
+        a Catalog NOTIFY when it changed. Unknown ids are ignored."""
+        channel = self._cameras.get(local_id) or self._buttons.get(local_id)
+        if self._channels is None or channel is None:
+            return
+        changed = self._channels.set_online(channel, online)
+        if changed is not None:
+            self.device.channel_changed(changed)
 
     async def __aenter__(self) -> Gb28181Upstream:
         await self.device.__aenter__()

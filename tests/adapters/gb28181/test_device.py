@@ -16,7 +16,7 @@ from adapters.gb28181.channels import Channel, ChannelKind, StaticChannels, chan
 from adapters.gb28181.device import GbDevice
 from adapters.gb28181.live import MediaOffer, MediaTransport
 from adapters.upstreams.gb28181 import Gb28181Upstream
-from gateway.domain.config import Gb28181UpstreamConfig
+from gateway.domain.config import Gb28181UpstreamConfig, parse_config
 from gateway.domain.errors import UpstreamError
 from gateway.domain.events import OutboxEvent
 from simulators.gb_platform import GbPlatform
@@ -327,3 +327,26 @@ async def test_device_status_is_answered_with_the_query_sn(platform: GbPlatform)
         assert status is not None
         assert status.sn == sn
         assert status.text("Online") == "ONLINE"
+
+
+async def test_the_upstream_built_from_config_notifies_a_camera_coming_online(platform: GbPlatform) -> None:
+    gateway = parse_config(
+        json.dumps(
+            {
+                "school": {"id": "51040200001", "name": "一小"},
+                "cameras": [{"id": "gate-1", "name": "校门口", "rtsp": "rtsp://127.0.0.1:8554/g"}],
+                "buttons": [{"id": "guard-room", "name": "门卫室", "gb_id": "51040200001349000007"}],
+                "upstreams": [config(platform).model_dump(mode="json") | {"password": "12345678"}],
+            }
+        ),
+        env={},
+    )
+    upstream_config = gateway.upstreams[0]
+    assert isinstance(upstream_config, Gb28181UpstreamConfig)
+    async with Gb28181Upstream.from_config(gateway, upstream_config) as upstream:
+        await eventually(lambda: DEVICE in platform.devices and bool(platform.devices[DEVICE].complete_catalogs))
+        statuses = {item.id: item.status for item in platform.devices[DEVICE].catalog()}
+        assert statuses == {CAMERA: "OFF", "51040200001349000007": "ON"}  # a configured gb_id wins
+        upstream.set_online("gate-1", True)
+        upstream.set_online("gate-1", True)  # no change: no second NOTIFY
+        await eventually(lambda: platform.devices[DEVICE].catalog_events == [(CAMERA, "ON")])
