@@ -74,6 +74,7 @@ class DeviceRecord:
     alarms: list[manscdp.Manscdp] = field(default_factory=list)
     alarm_received_at: list[float] = field(default_factory=list)
     unregistered: bool = False
+    contact: str = ""  # the Contact of the last REGISTER
     largest_message: int = 0  # bytes of the largest MESSAGE/NOTIFY from the device (one datagram?)
 
     def catalog(self) -> list[CatalogItem]:
@@ -243,6 +244,7 @@ class GbPlatform:
             record = self.devices[user] = DeviceRecord(user, peer)
         record.address, record.unregistered = peer, False
         record.registrations += 1
+        record.contact = request.header("Contact") or ""
         record.call_ids.append(request.call_id)
         record.authorized_with_qop = params.get("qop") == "auth"
         record.last_keepalive = time.monotonic()

@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import logging
 import random
+import socket
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from adapters.gb28181.sip import (
 )
 from adapters.gb28181.transport import T1_S, Address, SipTransport
 from gateway.domain.config import Gb28181UpstreamConfig
-from gateway.domain.errors import AuthFailed, DeviceError, DeviceProtocolError, GatewayError
+from gateway.domain.errors import AuthFailed, DeviceError, DeviceProtocolError, DeviceUnreachable, GatewayError
 
 logger = logging.getLogger(__name__)
 
@@ -120,14 +121,27 @@ class GbDevice:
         self._misses = 0
         self._dialogs: dict[str, _Dialog] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._advertised: str | None = None
 
     def _route_host(self) -> str:
-        # Bound to the address on the route to the server: the platform answers to what the Via and Contact say.
         return "127.0.0.1" if self.server[0].startswith("127.") else "0.0.0.0"
 
+    def _address_towards_server(self) -> str:
+        """The local address on the route to the platform (a connected UDP socket sends nothing)."""
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(self.server)
+            return str(probe.getsockname()[0])
+
     async def __aenter__(self) -> GbDevice:
+        if self._bind[0] in ("0.0.0.0", ""):
+            # Bound to every address, the device still names one in Via, Contact and SDP: the platform answers to
+            # what they say. Resolving the server's name may block: off the loop.
+            try:
+                self._advertised = await asyncio.to_thread(self._address_towards_server)
+            except OSError as exc:
+                raise DeviceUnreachable(self.server_id, f"no route to {self.server[0]}: {exc}") from None
         await self.sip.__aenter__()
-        self._call_id = new_call_id(self._bind[0])
+        self._call_id = new_call_id(self._host)
         return self
 
     async def __aexit__(
@@ -152,7 +166,7 @@ class GbDevice:
 
     @property
     def _host(self) -> str:
-        return self.sip.local_address[0]
+        return self._advertised or self.sip.local_address[0]
 
     @property
     def _port(self) -> int:

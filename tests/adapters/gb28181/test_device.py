@@ -350,3 +350,12 @@ async def test_the_upstream_built_from_config_notifies_a_camera_coming_online(pl
         upstream.set_online("gate-1", True)
         upstream.set_online("gate-1", True)  # no change: no second NOTIFY
         await eventually(lambda: platform.devices[DEVICE].catalog_events == [(CAMERA, "ON")])
+
+
+async def test_bound_to_every_address_the_device_names_its_route_address(tmp_path: Path) -> None:
+    async with GbPlatform(workdir=tmp_path) as platform:
+        device = GbDevice(config(platform, local="0.0.0.0:0"), channels())
+        async with running(device):
+            await eventually(lambda: DEVICE in platform.devices)
+            contact = platform.devices[DEVICE].contact
+            assert contact.startswith(f"<sip:{DEVICE}@127.0.0.1:")  # not 0.0.0.0: the platform must reach it
