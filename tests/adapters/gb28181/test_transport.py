@@ -12,6 +12,7 @@ import pytest
 from adapters.gb28181.sip import SipMessage, new_branch, parse, response_to
 from adapters.gb28181.transport import T1_S, T2_S, TRANSACTION_TIMEOUT_S, Address, SipTransport
 from gateway.domain.errors import DeviceTimeout
+from tests.fixtures.waiting import eventually
 
 T1 = 0.05  # scaled down from 500 ms so the test runs in a second; the doubling and the 64×T1 bound are the same
 
@@ -102,3 +103,38 @@ async def test_a_retransmitted_request_gets_the_same_answer_and_is_handled_once(
     assert answers[0] == answers[1] == answers[2]
     assert parse(answers[3]).cseq == (1, "OPTIONS")
     assert sip.dropped == 2
+
+
+def drain(sock: socket.socket) -> int:
+    count = 0
+    try:
+        while True:
+            sock.recv(65535)
+            count += 1
+    except TimeoutError:
+        return count
+
+
+async def test_a_2xx_to_invite_is_repeated_until_the_ack_comes() -> None:
+    acks: list[SipMessage] = []
+
+    async def handler(message: SipMessage, peer: Address) -> SipMessage | None:
+        if message.method == "ACK":
+            acks.append(message)
+            return None
+        return response_to(message, 200, to_tag="t")
+
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.bind(("127.0.0.1", 0))
+    client.settimeout(5)
+    async with SipTransport("dev", "udp", ("127.0.0.1", 0), handler, t1=T1) as sip:
+        client.sendto(request("INVITE").encode(), sip.local_address)
+        copies = [await asyncio.to_thread(client.recv, 65535) for _ in range(3)]  # the 200, then two repeats
+        ack = request("ACK")
+        client.sendto(ack.encode(), sip.local_address)
+        await eventually(lambda: len(acks) == 1, what="the ACK handed to the device")
+        client.settimeout(16 * T1)  # longer than the next repeat (at 4·T1 after the last) would take
+        late = await asyncio.to_thread(drain, client)
+    client.close()
+    assert late <= 1  # at most one repeat already on its way when the ACK arrived, then silence
+    assert all(parse(copy).status == 200 for copy in copies)
