@@ -16,10 +16,11 @@ import aiohttp
 from aiohttp import web
 
 from adapters.mqtt.state_topics import StatePublisher
+from adapters.upstreams.gb28181 import Gb28181Upstream
 from adapters.upstreams.http import HttpUpstream
 from adapters.upstreams.mqtt import MqttUpstream
 from gateway.domain.camera import CameraState
-from gateway.domain.config import GatewayConfig, HttpUpstreamConfig, MqttUpstreamConfig
+from gateway.domain.config import GatewayConfig, Gb28181UpstreamConfig, HttpUpstreamConfig, MqttUpstreamConfig
 from gateway.faces import web as faces
 from gateway.services.acknowledgements import AckRelay
 from gateway.services.alarm_path import AlarmPath
@@ -30,6 +31,7 @@ from gateway.services.database import Database
 from gateway.services.forwarder import Forwarder
 from gateway.services.health import BROKER_GRACE_S, EVALUATE_EVERY_S, Check, HealthBoard, Verdict
 from gateway.services.history import record_transition
+from gateway.services.live_video import CameraStream, LiveVideoRelay
 from gateway.services.patrol import Patrol
 from gateway.services.reports import ReportSender, ReportTarget
 from gateway.services.snapshots import CameraSnapshots
@@ -46,6 +48,10 @@ STATUS = web.AppKey("status", GatewayStatus)
 HEALTH = web.AppKey("health", HealthBoard)
 STATE_TOPICS = web.AppKey("state_topics", StatePublisher)
 ALARMS = web.AppKey("alarms", AlarmService)
+LIVE = web.AppKey("live_video", LiveVideoRelay)
+# The GB/T 28181 devices of this gateway, once the alarm path has opened them: camera and button changes become
+# their channels' ON/OFF.
+GB_DEVICES = web.AppKey("gb_devices", list[Gb28181Upstream])
 REPORTS = web.AppKey("reports", ReportSender)
 _RUN_ID = web.AppKey("run_id", int)
 
@@ -163,6 +169,8 @@ async def _cameras(app: web.Application) -> AsyncIterator[None]:
             transition.reasons,
         )
         publisher.publish_camera(runtime.config.id, _camera_state_json(runtime))
+        for device in app[GB_DEVICES]:
+            device.set_online(runtime.config.id, channel_on(runtime))
 
     connector = aiohttp.TCPConnector(limit=CAMERA_CONNECTIONS, limit_per_host=0, ttl_dns_cache=300)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -189,6 +197,36 @@ async def _cameras(app: web.Application) -> AsyncIterator[None]:
         await supervisor.stop_parts("patrol", "uptime", "cameras")
 
 
+def channel_on(runtime: CameraRuntime) -> bool:
+    """A camera's GB/T 28181 channel is ON while it is online, or degraded with a working stream."""
+    state = runtime.machine.state
+    working = runtime.stream is not None and runtime.stream.ok
+    return state is CameraState.ONLINE or (state is CameraState.DEGRADED and working)
+
+
+async def _live_video(app: web.Application) -> AsyncIterator[None]:
+    """The relay a GB/T 28181 platform plays the cameras through (only with a gb28181 upstream)."""
+    config, status = app[CONFIG], app[STATUS]
+    gb = [u for u in config.upstreams if isinstance(u, Gb28181UpstreamConfig)]
+    if not gb:
+        yield
+        return
+
+    async def lookup(camera_id: str) -> CameraStream | None:
+        runtime = status.health.cameras.get(camera_id) if status.health is not None else None
+        if runtime is None or runtime.stream_uri is None:
+            return None
+        camera = runtime.config
+        password = camera.password.get_secret_value() if camera.password else None
+        return CameraStream(runtime.stream_uri, camera.username, password)
+
+    # Media from the address the SIP side binds (`local`), so a platform on loopback gets loopback media.
+    host = gb[0].local.rsplit(":", 1)[0] if gb[0].local else "0.0.0.0"
+    async with LiveVideoRelay(lookup, bind_host=host, tasks=app[SUPERVISOR].tasks) as relay:
+        app[LIVE] = relay
+        yield
+
+
 def _mark_restart(db: sqlite3.Connection, health: CameraHealth) -> None:
     """Each camera starts a run as unknown (or maintenance): say so in the history, so the state it had when the
     gateway last stopped is not carried over the restart."""
@@ -208,8 +246,16 @@ def _mark_restart(db: sqlite3.Connection, health: CameraHealth) -> None:
 async def _alarms(app: web.Application) -> AsyncIterator[None]:
     config, status, supervisor, board = app[CONFIG], app[STATUS], app[SUPERVISOR], app[HEALTH]
     snapshots = CameraSnapshots(status.health) if status.health is not None else None
-    async with AlarmPath(config, snapshots=snapshots, supervisor=supervisor) as path:
+    live = app.get(LIVE, None)
+    async with AlarmPath(config, snapshots=snapshots, supervisor=supervisor, live=live) as path:
         service = path.service
+        devices = [u for u in (f.upstream for f in service.forwarders) if isinstance(u, Gb28181Upstream)]
+        app[GB_DEVICES].extend(devices)
+        for device in devices:
+            if status.health is not None:
+                for runtime in status.health.cameras.values():
+                    device.set_online(runtime.config.id, channel_on(runtime))
+            service.supervision.watchers.append(device.set_online)
         app[ALARMS] = service
         status.alarm_view = AlarmView(service)
         listener = service.listener
@@ -284,10 +330,12 @@ def create_app(config: GatewayConfig) -> web.Application:
     status = GatewayStatus(config, lambda: app[DB].conn)
     app[STATUS] = status
     app[HEALTH] = HealthBoard()
+    app[GB_DEVICES] = []
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_supervisor)
     app.cleanup_ctx.append(_state_topics)
     app.cleanup_ctx.append(_cameras)
+    app.cleanup_ctx.append(_live_video)
     app.cleanup_ctx.append(_alarms)
     app.cleanup_ctx.append(_reports)
     tokens = {str(role): token.get_secret_value() for role, token in config.web.tokens.items()}

@@ -6,6 +6,7 @@ pass instead of one error per restart.
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 from collections.abc import Iterator
@@ -154,6 +155,7 @@ class CameraConfig(_Model):
     quality: dict[str, float] = Field(
         default_factory=dict, description="Picture-quality threshold overrides, e.g. for a dark corridor"
     )
+    gb_id: str | None = Field(None, pattern=r"^\d{20}$", description="GB/T 28181 channel id; default derived")
 
     _onvif = field_validator("onvif", "snapshot")(lambda v: _check_url(v, ("http", "https")))
     _rtsp = field_validator("rtsp")(lambda v: _check_url(v, ("rtsp", "rtsps")))
@@ -178,6 +180,7 @@ class ButtonConfig(_Model):
     )
     cameras: list[Identifier] = Field(default_factory=list, description="Cameras that see this place")
     heartbeat_timeout: Duration = Field(90.0, description="Silence before the button is reported offline")
+    gb_id: str | None = Field(None, pattern=r"^\d{20}$", description="GB/T 28181 channel id; default derived")
 
 
 class _UpstreamBase(_Model):
@@ -218,9 +221,23 @@ class Gb28181UpstreamConfig(_UpstreamBase):
     server: str = Field(pattern=r"^sip:\d{20}@[^:\s]+(:\d+)?$", description="sip:<server id>@host:port")
     device_id: str = Field(pattern=r"^\d{20}$")
     password: SecretStr | None = None
-    transport: Literal["udp", "tcp"] = "udp"
+    transport: Literal["udp", "tcp"] = Field("udp", description="SIP signalling transport")
+    local: str | None = Field(
+        None, pattern=r"^[^\s:]+:\d{1,5}$", description="SIP bind host:port; default an ephemeral port"
+    )
     expires: Duration = 3600.0
     keepalive: Duration = 60.0
+    keepalive_misses: int = Field(3, ge=1, description="Unanswered keepalives before the link is down (§9.6.1)")
+    charset: str = Field("GB2312", description="Encoding of MANSCDP bodies; GB2312 is what platforms read")
+
+    @field_validator("charset")
+    @classmethod
+    def _known_charset(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"unknown charset {value!r}") from None
+        return value
 
 
 class MqttUpstreamConfig(_ReportingUpstream):

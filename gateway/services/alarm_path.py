@@ -16,10 +16,18 @@ from types import TracebackType
 
 import aiohttp
 
+from adapters.gb28181.live import LiveVideo
 from adapters.upstreams.base import Upstream
+from adapters.upstreams.gb28181 import Gb28181Upstream
 from adapters.upstreams.http import HttpUpstream
 from adapters.upstreams.mqtt import MqttUpstream
-from gateway.domain.config import GatewayConfig, HttpUpstreamConfig, MqttUpstreamConfig, UpstreamConfig
+from gateway.domain.config import (
+    GatewayConfig,
+    Gb28181UpstreamConfig,
+    HttpUpstreamConfig,
+    MqttUpstreamConfig,
+    UpstreamConfig,
+)
 from gateway.domain.errors import GatewayError
 from gateway.services.alarm_pictures import SnapshotSource
 from gateway.services.alarms import AlarmService
@@ -30,19 +38,26 @@ logger = logging.getLogger(__name__)
 
 
 def supported(upstream: UpstreamConfig) -> bool:
-    """Kinds this version can forward to; gb28181 comes with its own adapter."""
-    return isinstance(upstream, HttpUpstreamConfig | MqttUpstreamConfig)
+    """Kinds this version forwards to: every kind the config knows."""
+    return isinstance(upstream, HttpUpstreamConfig | MqttUpstreamConfig | Gb28181UpstreamConfig)
 
 
 async def open_upstream(
-    upstream: HttpUpstreamConfig | MqttUpstreamConfig, school_id: str, stack: contextlib.AsyncExitStack
-) -> HttpUpstream | MqttUpstream:
-    """Build one upstream whose resources `stack` closes: an http session of its own, or an MQTT session."""
+    upstream: UpstreamConfig,
+    gateway: GatewayConfig,
+    stack: contextlib.AsyncExitStack,
+    *,
+    live: LiveVideo | None = None,
+) -> Upstream:
+    """Build one upstream whose resources `stack` closes: an http session of its own, an MQTT session, or the GB
+    device's SIP socket (its registration loop is a part for the supervisor: see `long_running`)."""
     if isinstance(upstream, HttpUpstreamConfig):
         # One session per upstream for the life of the path: its connection pool and limits are its own.
         session = await stack.enter_async_context(aiohttp.ClientSession())
         return HttpUpstream(upstream, session)
-    return await stack.enter_async_context(MqttUpstream(upstream, school_id))
+    if isinstance(upstream, MqttUpstreamConfig):
+        return await stack.enter_async_context(MqttUpstream(upstream, gateway.school.id))
+    return await stack.enter_async_context(Gb28181Upstream.from_config(gateway, upstream, live=live))
 
 
 class AlarmPath:
@@ -58,9 +73,11 @@ class AlarmPath:
         *,
         snapshots: SnapshotSource | None = None,
         supervisor: Supervisor | None = None,
+        live: LiveVideo | None = None,
     ) -> None:
         self.config = config
         self._snapshots = snapshots
+        self._live = live  # the relay a GB/T 28181 platform plays cameras through
         self._own_supervisor = supervisor is None
         self.supervisor = supervisor if supervisor is not None else Supervisor()
         self._stack = contextlib.AsyncExitStack()
@@ -81,20 +98,21 @@ class AlarmPath:
                     upstream.name,
                     upstream.kind,
                 )
-        chosen = [u for u in config.upstreams if isinstance(u, HttpUpstreamConfig | MqttUpstreamConfig)]
+        chosen = [u for u in config.upstreams if supported(u)]
         try:
             if self._own_supervisor:
                 self._stack.push_async_callback(self.supervisor.stop)
             # Opening and migrating the database may fsync: off the loop.
             outbox = await asyncio.to_thread(Outbox, config.storage.path, [u.name for u in chosen])
             self._stack.callback(outbox.close)
-            upstreams: list[Upstream] = [
-                await open_upstream(upstream_config, config.school.id, self._stack) for upstream_config in chosen
-            ]
+            upstreams: list[Upstream] = [await open_upstream(u, config, self._stack, live=self._live) for u in chosen]
             service = AlarmService(config, outbox, upstreams, snapshots=self._snapshots, tasks=self.supervisor.tasks)
             await service.start()
             self._stack.push_async_callback(service.stop)
             parts = service.parts()
+            for opened in upstreams:
+                if isinstance(opened, Gb28181Upstream):
+                    parts[f"gb28181:{opened.name}"] = opened.device.run  # registration, keepalive, re-register
             for name, factory in parts.items():
                 self.supervisor.start(name, factory)
             # Stopped before the service closes what they use.

@@ -48,6 +48,8 @@ class ButtonSupervision:
         self._submit = submit
         self._clock = clock
         self._started_at = clock()
+        # Told of every change (button id, online): a GB/T 28181 device turns it into its channel's ON/OFF.
+        self.watchers: list[Callable[[str, bool], None]] = []
 
     def start(self) -> None:
         self._started_at = self._clock()
@@ -83,6 +85,8 @@ class ButtonSupervision:
         if online:
             state.last_seen = self._clock()
         logger.info("%s: button %s (%s)", button_id, "online" if online else "offline", reason)
+        for watcher in self.watchers:
+            watcher(button_id, online)
         if was is None and online:
             return  # first sighting after a start: nothing changed for the police
         try:

@@ -27,6 +27,7 @@ from adapters.gb28181.rtp import RtpPacketizer, RtpSender, TcpSender, UdpSender
 from adapters.rtsp.depacketize import Depacketizer
 from adapters.rtsp.session import RtspPlayer
 from gateway.domain.errors import DeviceError, DeviceProtocolError, DeviceTimeout, GatewayError
+from gateway.services.supervisor import TaskSet
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +173,9 @@ class RelaySession:
 
 
 class LiveVideoRelay:
-    """Implements `LiveVideo`. Use as `async with LiveVideoRelay(lookup) as relay:`; it owns every task it starts."""
+    """Implements `LiveVideo`. Use as `async with LiveVideoRelay(lookup) as relay:`; its tasks (one pull per camera,
+    one sender per viewer) are owned by a TaskGroup of its own, or, in the gateway, by the supervisor's `tasks`, so
+    that a bug in one pull is logged and counted there instead of cancelling whoever entered the relay."""
 
     def __init__(
         self,
@@ -181,18 +184,23 @@ class LiveVideoRelay:
         bind_host: str = "0.0.0.0",
         rtsp_timeout: float = 5.0,
         viewer_queue_frames: int = VIEWER_QUEUE_FRAMES,
+        tasks: TaskSet | None = None,
     ) -> None:
         self._lookup = lookup
+        self._owner = tasks
         self.viewer_queue_frames = viewer_queue_frames
         self._bind_host = bind_host
         self._rtsp_timeout = rtsp_timeout
         self._pulls: dict[str, _Pull] = {}
         self._tasks: asyncio.TaskGroup | None = None
+        self._running = False
         self.pulls_started = 0  # RTSP pulls opened since the start: one per camera however many viewers
 
     async def __aenter__(self) -> LiveVideoRelay:
-        self._tasks = asyncio.TaskGroup()
-        await self._tasks.__aenter__()
+        if self._owner is None:
+            self._tasks = asyncio.TaskGroup()
+            await self._tasks.__aenter__()
+        self._running = True
         return self
 
     async def __aexit__(
@@ -203,13 +211,22 @@ class LiveVideoRelay:
                 await session.stop()
             if pull.task is not None:
                 pull.task.cancel()
-        assert self._tasks is not None
-        await self._tasks.__aexit__(exc_type, exc, tb)
+        self._running = False
+        if self._tasks is not None:
+            await self._tasks.__aexit__(exc_type, exc, tb)
+        else:
+            pulls = [p.task for p in self._pulls.values() if p.task is not None]
+            if pulls:
+                await asyncio.wait(pulls, timeout=3.0)
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        if self._tasks is None:
+        if not self._running:
             work.close()
             raise GatewayError("the live-video relay is not running")
+        if self._owner is not None:
+            task: asyncio.Task[None] = self._owner.spawn("live-video", work)
+            return task
+        assert self._tasks is not None
         return self._tasks.create_task(work, name=name)
 
     @property
