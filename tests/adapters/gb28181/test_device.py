@@ -138,14 +138,20 @@ class RtpSession:
 
 @contextlib.asynccontextmanager
 async def running(device: GbDevice) -> AsyncIterator[GbDevice]:
-    async with device:
-        task = asyncio.ensure_future(device.run())
-        try:
-            yield device
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async with device, registering(device):
+        yield device
+
+
+@contextlib.asynccontextmanager
+async def registering(device: GbDevice) -> AsyncIterator[GbDevice]:
+    """The device's `run()` (registration, keepalive), as the gateway's supervisor runs it."""
+    task = asyncio.ensure_future(device.run())
+    try:
+        yield device
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 @pytest.fixture(params=["udp", "tcp"])
@@ -203,7 +209,7 @@ async def test_a_channel_change_is_notified_and_an_alarm_is_delivered(platform: 
     source = channels()
     device = GbDevice(config(platform), source)
     upstream = Gb28181Upstream(config(platform), device, {"guard-room": BUTTON})
-    async with upstream:
+    async with upstream, registering(device):
         await eventually(lambda: device.registered.is_set())
         changed = source.set_online(CAMERA, False)
         assert changed is not None
@@ -343,7 +349,7 @@ async def test_the_upstream_built_from_config_notifies_a_camera_coming_online(pl
     )
     upstream_config = gateway.upstreams[0]
     assert isinstance(upstream_config, Gb28181UpstreamConfig)
-    async with Gb28181Upstream.from_config(gateway, upstream_config) as upstream, running(upstream.device):
+    async with Gb28181Upstream.from_config(gateway, upstream_config) as upstream, registering(upstream.device):
         await eventually(lambda: DEVICE in platform.devices and bool(platform.devices[DEVICE].complete_catalogs))
         statuses = {item.id: item.status for item in platform.devices[DEVICE].catalog()}
         assert statuses == {CAMERA: "OFF", "51040200001349000007": "ON"}  # a configured gb_id wins
