@@ -21,6 +21,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from adapters.mqtt.profiles import Route
+from adapters.mqtt.security import explain, secure
 from adapters.mqtt.tcp import no_delay
 from gateway.domain.config import MqttConfig
 
@@ -82,9 +83,7 @@ class ButtonListener:
             manual_ack=True,
             reconnect_on_failure=False,  # we reconnect ourselves, with a fresh client
         )
-        if self._config.username:
-            secret = self._config.password.get_secret_value() if self._config.password else None
-            client.username_pw_set(self._config.username, secret)
+        secure(client, self._config)
         client.connect_timeout = CONNECT_TIMEOUT_S
         client.max_inflight_messages_set(MAX_INFLIGHT_OUT)
         client.on_connect = self._on_connect
@@ -190,7 +189,7 @@ class ButtonListener:
                 async with asyncio.timeout(CONNECT_TIMEOUT_S + 1):
                     await asyncio.to_thread(client.connect, host, port, keepalive)
             except (OSError, TimeoutError) as exc:
-                logger.warning("buttons: cannot reach the broker at %s:%d: %s", host, port, exc)
+                logger.warning("buttons: cannot reach the broker at %s:%d: %s", host, port, explain(exc, self._config))
                 self._lost.set()
             else:
                 self._client = client

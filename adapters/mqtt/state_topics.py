@@ -14,6 +14,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from adapters.mqtt.security import secure
 from adapters.mqtt.tcp import no_delay
 from gateway.domain.config import MqttConfig
 
@@ -38,9 +39,7 @@ class StatePublisher:
             protocol=mqtt.MQTTv311,
             clean_session=True,
         )
-        if config.username:
-            password = config.password.get_secret_value() if config.password else None
-            self._client.username_pw_set(config.username, password)
+        secure(self._client, config)
         self._client.will_set(self.gateway_topic, "offline", qos=1, retain=True)
         self._client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         self._client.on_connect = self._on_connect

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -87,17 +88,58 @@ class TargetsConfig(_Model):
     networking_rate: float = Field(0.80, ge=0, le=1, description="联网率 target; the city's policy is 80%")
 
 
+def _pem_file(value: Path | None) -> Path | None:
+    """A TLS file must exist and be readable when the config is loaded, not at the first connection."""
+    if value is None:
+        return None
+    if not value.is_file():
+        raise ValueError(f"no such file: {str(value)!r}")
+    try:
+        with value.open("rb") as handle:
+            head = handle.read(64 * 1024)
+    except OSError as exc:
+        raise ValueError(f"cannot read {str(value)!r}: {exc.strerror or exc}") from None
+    if b"-----BEGIN " not in head:
+        raise ValueError(f"{str(value)!r} is not a PEM file (no -----BEGIN line)")
+    return value
+
+
 class MqttConfig(_Model):
     """The broker the school's buttons talk to (usually a Mosquitto on the gateway itself)."""
 
     url: str = Field("mqtt://127.0.0.1:1883", description="mqtt:// or mqtts:// URL of the button broker")
     username: str | None = None
     password: SecretStr | None = None
+    ca: Path | None = Field(
+        None, description="PEM CA bundle the broker's certificate must chain to (mqtts://); default the system store"
+    )
+    cert: Path | None = Field(None, description="PEM client certificate, for brokers that require one")
+    key: Path | None = Field(None, description="PEM private key of `cert` (unencrypted); default: inside `cert`")
     topic_prefix: str = Field("huxiao", pattern=r"^[^#+\s]+$", description="First topic level")
     client_id: str | None = Field(None, description="Persistent-session client id; default huxiao-gw-<school>")
     keepalive: Duration = Field(30.0, description="MQTT keepalive; the broker drops a silent client at 1.5×")
 
     _check = field_validator("url")(lambda v: _check_url(v, ("mqtt", "mqtts")))
+    _files = field_validator("ca", "cert", "key")(_pem_file)
+
+    @model_validator(mode="after")
+    def _tls_consistent(self) -> MqttConfig:
+        if not self.tls and (self.ca or self.cert or self.key):
+            raise ValueError("ca, cert and key are for TLS: use an mqtts:// url (mqtt:// is clear text)")
+        if self.key is not None and self.cert is None:
+            raise ValueError("key is given without cert")
+        try:
+            context = ssl.create_default_context(cafile=str(self.ca) if self.ca else None)
+            if self.cert is not None:
+                # An empty password: an encrypted key is an error here, not a prompt on the service's terminal.
+                context.load_cert_chain(str(self.cert), str(self.key) if self.key else None, password="")
+        except (ssl.SSLError, OSError) as exc:
+            raise ValueError(f"TLS files unusable: {exc}") from None
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme == "mqtts"
 
     @property
     def host(self) -> str:
