@@ -210,6 +210,20 @@ class CameraConfig(_Model):
 ButtonProfile = Literal["huxiao", "plain", "zigbee2mqtt", "shelly", "tasmota"]
 
 
+class WindowConfig(_Model):
+    """How far a signed press's own `ts` may be from the gateway's clock (SIA DC-09's −40 s/+20 s window)."""
+
+    past: Duration = Field(40.0, description="A press stamped longer ago than this is refused (a replay)")
+    future: Duration = Field(20.0, description="A press stamped further ahead than this is refused")
+
+
+class FloodConfig(_Model):
+    """A button pressed again and again: the first `presses` go out, the rest are folded into one flood event."""
+
+    presses: int = Field(5, ge=1, description="Presses forwarded one by one before folding starts")
+    within: Duration = Field(10.0, description="Presses this close together count as one flood")
+
+
 class ButtonConfig(_Model):
     id: Identifier
     name: str = Field(min_length=1, description="The button's place, e.g. 门卫室一键报警")
@@ -220,6 +234,19 @@ class ButtonConfig(_Model):
     )
     cameras: list[Identifier] = Field(default_factory=list, description="Cameras that see this place")
     heartbeat_timeout: Duration = Field(90.0, description="Silence before the button is reported offline")
+    secret: SecretStr | None = Field(
+        None, description="HMAC key of a signed `huxiao` button: its presses must carry a rising seq and a mac"
+    )
+    window: WindowConfig = Field(WindowConfig(), description="Accepted distance of a signed press's ts from now")
+    flood: FloodConfig = Field(FloodConfig(), description="Folding of a button pressed over and over")
+
+    @model_validator(mode="after")
+    def _signed_needs_huxiao(self) -> ButtonConfig:
+        if self.secret is not None and self.profile != "huxiao":
+            raise ValueError(f"secret works with the huxiao profile only, not {self.profile!r}")
+        if self.secret is not None and not self.secret.get_secret_value():
+            raise ValueError("secret is empty")
+        return self
 
 
 class _UpstreamBase(_Model):

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 CAMERA_STATES = ("unknown", "online", "degraded", "offline", "maintenance")
@@ -20,7 +20,7 @@ class _SnapshotCollector(Collector):
     def __init__(self, data: dict[str, Any]) -> None:
         self._data = data
 
-    def collect(self) -> Iterator[GaugeMetricFamily | HistogramMetricFamily]:
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
         data = self._data
         school = str(data.get("school", ""))
         up = GaugeMetricFamily("huxiao_camera_up", "1 if the camera is online or degraded", labels=["camera", "name"])
@@ -77,6 +77,15 @@ class _SnapshotCollector(Collector):
         for name, histogram in (data.get("delivery_latency") or {}).items():
             latency.add_metric([str(name)], histogram.cumulative(), sum_value=histogram.total)
         yield latency
+
+        refused = CounterMetricFamily(
+            "huxiao_refused_messages",
+            "button messages refused (bad mac, replay, outside the window)",
+            labels=["button", "reason"],
+        )
+        for (button_id, reason), count in sorted((data.get("refused_messages") or {}).items()):
+            refused.add_metric([str(button_id), str(reason)], float(count))
+        yield refused
 
 
 def render_metrics(data: dict[str, Any]) -> bytes:

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 
-from adapters.mqtt import profiles
+from adapters.mqtt import profiles, signed
 from adapters.mqtt.buttons import ButtonListener
 from adapters.mqtt.profiles import Availability, PayloadError, Press, Route
 from adapters.upstreams.base import Upstream
@@ -40,6 +41,7 @@ from gateway.domain.events import (
 )
 from gateway.services.forwarder import Backoff, Forwarder
 from gateway.services.outbox import NewEvent, Outbox
+from gateway.services.sequences import ButtonSequences
 from monitoring.compliance import ButtonReading
 
 logger = logging.getLogger(__name__)
@@ -105,6 +107,8 @@ class AlarmService:
         self.bad_payloads = 0
         self._bad_logged_at = 0.0
         self._acked_delivered: set[str] = set()
+        self._sequences: ButtonSequences | None = None  # opened on the first signed message, in the commit thread
+        self.refused: Counter[tuple[str, str]] = Counter()  # (button, reason) → messages refused
         self._started_at = clock()
 
     # -- lifecycle ------------------------------------------------------------------------------------------
@@ -124,6 +128,8 @@ class AlarmService:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for forwarder in self.forwarders:
             await forwarder.stop()
+        if self._sequences is not None:
+            self._sequences.close()
 
     async def _record_deliveries(self) -> None:
         while True:
@@ -194,6 +200,9 @@ class AlarmService:
             return None
         if not isinstance(meaning, Press):
             return None
+        button = self.buttons[route.button_id].config
+        if button.secret is not None and self._refused_signature(button, payload, received):
+            return None
         if meaning.event_id is None:
             digest = profiles.payload_digest(payload)
             since = received.timestamp() - DUP_WINDOW_S
@@ -202,7 +211,29 @@ class AlarmService:
             event_id = profiles.derived_event_id(route.button_id, payload, received)
         else:
             event_id = meaning.event_id
-        return ButtonPress(route.button_id, event_id, meaning.type, meaning.pressed_at or received, received)
+        pressed = trusted_press_time(meaning.pressed_at, received, button.window.past, button.window.future)
+        return ButtonPress(route.button_id, event_id, meaning.type, pressed, received, meaning.pressed_at)
+
+    def _refused_signature(self, button: ButtonConfig, payload: bytes, received: datetime) -> bool:
+        """Commit thread: check a signed button's mac, seq and time window; count and log what is refused."""
+        assert button.secret is not None
+        if self._sequences is None:
+            self._sequences = ButtonSequences(self.config.storage.path)
+        verdict = signed.verify(
+            payload,
+            button_id=button.id,
+            secret=button.secret.get_secret_value(),
+            last=self._sequences.last(button.id),
+            now=received,
+            past_s=button.window.past,
+            future_s=button.window.future,
+        )
+        if isinstance(verdict, signed.Refusal):
+            self.refused[(button.id, verdict.value)] += 1
+            logger.warning("%s: signed message refused (%s)", button.id, verdict.value)
+            return True
+        self._sequences.accept(button.id, verdict.seq, verdict.event_id)
+        return False
 
     def _new_event(self, button: ButtonConfig, press: ButtonPress) -> NewEvent:
         event_id = new_event_id()
@@ -371,6 +402,15 @@ class AlarmService:
         ]
 
 
+def trusted_press_time(claimed: datetime | None, received: datetime, past_s: float, future_s: float) -> datetime:
+    """The press time to tell the police: the device's own when it is within the button's window of our clock,
+    else our receipt time (a device clock at 9999-12-31 or in 1970 is a claim, kept as `device_time`)."""
+    if claimed is None:
+        return received
+    offset = (claimed - received).total_seconds()
+    return claimed if -past_s <= offset <= future_s else received
+
+
 def _without_credentials(uri: str | None) -> str | None:
     if uri is None or "@" not in uri:
         return uri
@@ -395,3 +435,6 @@ class AlarmFaces:
 
     def delivery_latency(self) -> dict[str, Any]:
         return {f.upstream.name: f.latency for f in self._service.forwarders}
+
+    def refused_messages(self) -> dict[tuple[str, str], int]:
+        return dict(self._service.refused)

@@ -88,4 +88,17 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX deliveries_pending ON deliveries (upstream, state, event_seq);
         """,
     ),
+    # Number 3 belongs to another part of the gateway (added in parallel); the numbers only need to be unique.
+    Migration(
+        4,
+        "signed buttons: the last sequence number accepted from each, so a replay is refused after a restart too",
+        """
+        CREATE TABLE button_sequences (
+            button_id TEXT PRIMARY KEY,
+            last_seq INTEGER NOT NULL,
+            event_id TEXT NOT NULL,
+            accepted_at REAL NOT NULL
+        );
+        """,
+    ),
 )

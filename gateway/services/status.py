@@ -24,6 +24,7 @@ class AlarmView(Protocol):
     def upstreams(self) -> list[dict[str, Any]]: ...
     def recent_alarms(self, limit: int) -> list[dict[str, Any]]: ...
     def delivery_latency(self) -> dict[str, Any]: ...
+    def refused_messages(self) -> dict[tuple[str, str], int]: ...
 
 
 @dataclass
@@ -179,4 +180,5 @@ class GatewayStatus:
             "buttons": [{"id": b.button_id, "online": b.online} for b in buttons],
             "upstreams": summary["upstreams"],
             "delivery_latency": self.alarm_view.delivery_latency() if self.alarm_view is not None else {},
+            "refused_messages": self.alarm_view.refused_messages() if self.alarm_view is not None else {},
         }
