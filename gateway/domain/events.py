@@ -26,6 +26,7 @@ EVENT_TYPES = {
 PICTURES = "cn.huxiao.alarm.pictures"
 BUTTON_OFFLINE = "cn.huxiao.button.offline"
 BUTTON_ONLINE = "cn.huxiao.button.online"
+BUTTON_FLOOD = "cn.huxiao.button.flood"  # presses folded while a button was pressed over and over; data.count
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,10 +26,12 @@ from adapters.upstreams.base import Upstream
 from gateway.domain.config import ButtonConfig, GatewayConfig
 from gateway.domain.errors import StorageError
 from gateway.domain.events import (
+    BUTTON_FLOOD,
     BUTTON_OFFLINE,
     BUTTON_ONLINE,
     EVENT_TYPES,
     PICTURES,
+    AlarmType,
     ButtonPress,
     OutboxEvent,
     alarm_data,
@@ -39,6 +41,7 @@ from gateway.domain.events import (
     new_event_id,
     school_json,
 )
+from gateway.services.flood import Decision, FloodGuard, FloodSettings
 from gateway.services.forwarder import Backoff, Forwarder
 from gateway.services.outbox import NewEvent, Outbox
 from gateway.services.sequences import ButtonSequences
@@ -108,6 +111,7 @@ class AlarmService:
         self._bad_logged_at = 0.0
         self._acked_delivered: set[str] = set()
         self._sequences: ButtonSequences | None = None  # opened on the first signed message, in the commit thread
+        self.flood = FloodGuard({b.id: FloodSettings(b.flood.presses, b.flood.within) for b in config.buttons})
         self.refused: Counter[tuple[str, str]] = Counter()  # (button, reason) → messages refused
         self._started_at = clock()
 
@@ -149,6 +153,7 @@ class AlarmService:
                 heard = state.last_seen if state.last_seen is not None else self._started_at
                 if state.online is not False and now - heard > state.config.heartbeat_timeout:
                     await self._availability(state, False, "heartbeat_timeout")
+            await self._flood_summaries()
             await asyncio.sleep(SUPERVISION_EVERY_S)
 
     # -- the MQTT thread ------------------------------------------------------------------------------------
@@ -160,6 +165,8 @@ class AlarmService:
         presses: list[tuple[int, ButtonConfig, ButtonPress, NewEvent]] = []
         for index, (route, message) in enumerate(batch):
             press = self._interpret(route, message)
+            if press is not None and self._folded(press):
+                continue  # acknowledged: counted into the button's flood summary
             if press is not None:
                 button = self.buttons[route.button_id].config
                 presses.append((index, button, press, self._new_event(button, press)))
@@ -213,6 +220,36 @@ class AlarmService:
             event_id = meaning.event_id
         pressed = trusted_press_time(meaning.pressed_at, received, button.window.past, button.window.future)
         return ButtonPress(route.button_id, event_id, meaning.type, pressed, received, meaning.pressed_at)
+
+    def _folded(self, press: ButtonPress) -> bool:
+        # A cancel is never folded: it must reach the police even from a button that flooded.
+        if press.type is AlarmType.CANCEL:
+            return False
+        return self.flood.press(press.button_id, press.received_at.timestamp()) is Decision.FOLD
+
+    async def _flood_summaries(self) -> None:
+        for summary in self.flood.due(self._clock()):
+            state = self.buttons[summary.button_id]
+            logger.warning("%s: %d presses folded into one flood event", summary.button_id, summary.count)
+            event_id = new_event_id()
+            now = datetime.now(UTC)
+            data = {
+                "school": school_json(self.config.school),
+                "button": button_json(state.config),
+                "count": summary.count,
+                "first_at": iso(datetime.fromtimestamp(summary.first_at, UTC)),
+                "last_at": iso(datetime.fromtimestamp(summary.last_at, UTC)),
+            }
+            body = cloudevent(event_id, BUTTON_FLOOD, self.config.school, now, data)
+            try:
+                event = await asyncio.to_thread(
+                    self.outbox.store, event_id, BUTTON_FLOOD, summary.button_id, None, _fixed(body)
+                )
+            except StorageError:
+                logger.exception("%s: flood event could not be stored", summary.button_id)
+                continue
+            if event is not None:
+                self._submit(event)
 
     def _refused_signature(self, button: ButtonConfig, payload: bytes, received: datetime) -> bool:
         """Commit thread: check a signed button's mac, seq and time window; count and log what is refused."""
@@ -400,6 +437,11 @@ class AlarmService:
             }
             for f in self.forwarders
         ]
+
+
+def _fixed(body: bytes) -> Callable[[int], bytes]:
+    """A body that does not depend on the outbox sequence number."""
+    return lambda _seq: body
 
 
 def trusted_press_time(claimed: datetime | None, received: datetime, past_s: float, future_s: float) -> datetime:
