@@ -261,8 +261,23 @@ class HttpUpstreamConfig(_UpstreamBase):
     url: str
     secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for X-Huxiao-Signature")
     timeout: Duration = 5.0
+    ca: Path | None = Field(
+        None, description="PEM CA bundle of a platform with a private CA; https:// is verified always"
+    )
 
     _url = field_validator("url")(lambda v: _check_url(v, ("http", "https")))
+    _ca = field_validator("ca")(_pem_file)
+
+    @model_validator(mode="after")
+    def _ca_needs_https(self) -> HttpUpstreamConfig:
+        if self.ca is not None:
+            if urlsplit(self.url).scheme != "https":
+                raise ValueError("ca is for TLS: use an https:// url (http:// is clear text)")
+            try:
+                ssl.create_default_context(cafile=str(self.ca))
+            except (ssl.SSLError, OSError) as exc:
+                raise ValueError(f"ca unusable: {exc}") from None
+        return self
 
 
 class Gb28181UpstreamConfig(_UpstreamBase):
