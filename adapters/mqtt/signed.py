@@ -79,7 +79,7 @@ def verify(
         return Refusal.MALFORMED
     try:
         data = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return Refusal.MALFORMED
     if not isinstance(data, dict):
         return Refusal.MALFORMED

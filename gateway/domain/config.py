@@ -354,17 +354,23 @@ def cross_reference_problems(
     ):
         seen: set[object] = set()
         for index, item in enumerate(ids):
+            if not _hashable(item):
+                continue  # a list or mapping where an id belongs: its own type error says so, with its line
             if item is not None and item in seen:
                 problems.append(((section, index, key), f"duplicate {kind} {item!r}"))
             seen.add(item)
-    known = set(cameras)
+    known = {c for c in cameras if _hashable(c)}
     for index, (button, linked) in enumerate(buttons):
         for position, camera in enumerate(linked):
-            if camera not in known:
+            if _hashable(camera) and camera not in known:
                 problems.append(
                     (("buttons", index, "cameras", position), f"button {button!r} links unknown camera {camera!r}")
                 )
     return problems
+
+
+def _hashable(item: object) -> bool:
+    return item is None or isinstance(item, str | int | float)
 
 
 # Loading: YAML → plain data with a line for every key path → env substitution → pydantic.
