@@ -31,6 +31,10 @@ from gateway.domain.errors import ConfigError
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# `${file:/run/secrets/NAME}`: the contents of a file (Docker and systemd credentials), one trailing newline dropped.
+_FILE = re.compile(r"\$\{file:([^}]+)\}")
+# A secret file is a password or a key, not a document.
+MAX_SECRET_FILE_BYTES = 64 * 1024
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
@@ -421,6 +425,27 @@ def _substitute(data: Any, path: Path_, env: dict[str, str], missing: list[tuple
         return {k: _substitute(v, (*path, k), env, missing) for k, v in data.items()}
     if isinstance(data, list):
         return [_substitute(v, (*path, i), env, missing) for i, v in enumerate(data)]
+    if isinstance(data, str) and "${file:" in data:
+
+        def read(match: re.Match[str]) -> str:
+            name = match.group(1).strip()
+            try:
+                with open(name, "rb") as handle:
+                    content = handle.read(MAX_SECRET_FILE_BYTES + 1)
+            except OSError as exc:
+                missing.append((path, f"file:{name} ({exc.strerror or exc})"))
+                return ""
+            if len(content) > MAX_SECRET_FILE_BYTES:
+                missing.append((path, f"file:{name} (larger than {MAX_SECRET_FILE_BYTES} bytes)"))
+                return ""
+            try:
+                text = content.decode("utf-8")
+            except UnicodeDecodeError:
+                missing.append((path, f"file:{name} (not UTF-8 text)"))
+                return ""
+            return text[:-1] if text.endswith("\n") else text
+
+        data = _FILE.sub(read, data)
     if isinstance(data, str) and "${" in data:
 
         def replace(match: re.Match[str]) -> str:
@@ -499,7 +524,9 @@ def parse_config(text: str, filename: str = "<config>", env: dict[str, str] | No
     data = _substitute(data, (), env, missing)
     for path, name in missing:
         line = lines.line_of(path)
-        problems.append((line, f"{filename}:{line}: {_dotted(path)}: environment variable {name} is not set"))
+        unset = f"environment variable {name} is not set"
+        what = f"secret {name} cannot be read" if name.startswith("file:") else unset
+        problems.append((line, f"{filename}:{line}: {_dotted(path)}: {what}"))
     for path, message in _raw_cross_references(data):
         line = lines.line_of(path)
         problems.append((line, f"{filename}:{line}: {_dotted(path)}: {message}"))
@@ -524,3 +551,30 @@ def load_config(path: Path | str, env: dict[str, str] | None = None) -> GatewayC
     except UnicodeDecodeError:
         raise ConfigError([f"{path}:1: the file is not UTF-8 text"]) from None
     return parse_config(text, str(path), env)
+
+
+def secret_values(config: GatewayConfig) -> list[str]:
+    """Every secret the configuration holds (passwords, keys, tokens, credentials inside URLs), for the log
+    formatter to blank out wherever one would appear."""
+    found: list[str] = []
+
+    def walk(value: object) -> None:
+        if isinstance(value, SecretStr):
+            found.append(value.get_secret_value())
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name))
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+        elif isinstance(value, str) and "://" in value:
+            password = urlsplit(value).password
+            if password:
+                found.append(password)
+
+    walk(config)
+    # Very short values would blank out ordinary words in the log; such a secret is a config weakness of its own.
+    return sorted({v for v in found if len(v) >= 4}, key=len, reverse=True)
