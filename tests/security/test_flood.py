@@ -12,9 +12,9 @@ from gateway.domain.config import parse_config
 from simulators.broker import MosquittoBroker
 from simulators.buttons import SimulatedButton
 from simulators.platform import PlatformReceiver
+from tests.fixtures.gateway_app import SCHOOL, connected, running
 from tests.fixtures.mosquitto import broker
 from tests.fixtures.platform import PLATFORM_SECRET, platform
-from tests.security.test_signed_buttons import SCHOOL, connected, running
 
 __all__ = ["broker", "platform"]
 

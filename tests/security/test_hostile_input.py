@@ -21,10 +21,10 @@ from simulators.broker import MosquittoBroker
 from simulators.buttons import SimulatedButton
 from simulators.onvif_camera import CameraFarm
 from simulators.platform import PlatformReceiver
+from tests.fixtures.gateway_app import SCHOOL, connected, running
 from tests.fixtures.mosquitto import broker
 from tests.fixtures.platform import PLATFORM_SECRET, platform
 from tests.fixtures.waiting import eventually
-from tests.security.test_signed_buttons import SCHOOL, connected, running
 
 __all__ = ["broker", "platform"]
 PATROL_TOKEN = "patrol-token-for-hostile-tests"

@@ -5,9 +5,7 @@ alarm's press time."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,17 +14,17 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.app import ALARMS, create_app
+from gateway.app import ALARMS
 from gateway.domain.config import GatewayConfig, parse_config
 from simulators.broker import MosquittoBroker
 from simulators.buttons import SimulatedButton
 from simulators.platform import PlatformReceiver
+from tests.fixtures.gateway_app import SCHOOL, connected, running
 from tests.fixtures.mosquitto import broker
 from tests.fixtures.platform import PLATFORM_SECRET, platform
 from tests.fixtures.waiting import eventually
 
 __all__ = ["broker", "platform"]
-SCHOOL = "51040200001"
 SECRET = "guard-room-secret-9f2"
 
 
@@ -45,17 +43,6 @@ def config(tmp_path: Path, broker: MosquittoBroker, url: str) -> GatewayConfig:
     return parse_config(json.dumps(document), env={"BTN_SECRET": SECRET})
 
 
-@contextlib.asynccontextmanager
-async def running(cfg: GatewayConfig) -> AsyncIterator[TestServer]:
-    server = TestServer(create_app(cfg), host="127.0.0.1")
-    await server.start_server()
-    try:
-        await asyncio.wait_for(server.app[ALARMS].listener.connected.wait(), 10)
-        yield server
-    finally:
-        await server.close()
-
-
 async def refused(server: TestServer) -> dict[tuple[str, str], float]:
     async with aiohttp.ClientSession() as session, session.get(server.make_url("/metrics")) as answer:
         text = await answer.text()
@@ -65,11 +52,6 @@ async def refused(server: TestServer) -> dict[tuple[str, str], float]:
             if sample.name == "huxiao_refused_messages_total":
                 found[(sample.labels["button"], sample.labels["reason"])] = sample.value
     return found
-
-
-def connected(button: SimulatedButton) -> SimulatedButton:
-    button.connect()
-    return button
 
 
 def topic(button_id: str) -> str:

@@ -22,11 +22,11 @@ from simulators.broker import MosquittoBroker
 from simulators.buttons import SimulatedButton
 from simulators.platform import PlatformReceiver
 from tests.adapters.upstreams.test_http import event
+from tests.fixtures.gateway_app import SCHOOL, connected, running
 from tests.fixtures.mosquitto import broker
 from tests.fixtures.platform import PLATFORM_SECRET
 from tests.fixtures.ports import free_port
 from tests.fixtures.waiting import eventually
-from tests.security.test_signed_buttons import SCHOOL, connected, running
 
 __all__ = ["broker"]
 
