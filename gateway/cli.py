@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from gateway.domain.config import GatewayConfig, load_config
+from gateway.domain.config import GatewayConfig, load_config, secret_values
 from gateway.domain.errors import ConfigError, GatewayError
-from gateway.logging_setup import setup_logging
+from gateway.logging_setup import hide, redact, setup_logging
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -18,11 +19,13 @@ EXIT_CONFIG = 2
 
 def _load(path: Path) -> GatewayConfig:
     try:
-        return load_config(path)
+        config = load_config(path)
     except ConfigError as exc:
         for problem in exc.problems:
-            print(problem, file=sys.stderr)
+            print(redact(problem), file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
+    hide(secret_values(config))
+    return config
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -132,10 +135,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
     except GatewayError as exc:
-        print(f"huxiao: {exc}", file=sys.stderr)
+        print(redact(f"huxiao: {exc}"), file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_OK
+    except Exception:  # a bug: its traceback still goes out, but through the same redaction as the log
+        print(redact(f"huxiao: crashed:\n{traceback.format_exc()}"), file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -9,8 +9,22 @@ import sys
 _USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/\s@]+@", re.IGNORECASE)
 
 
+# Secret values from the configuration (`hide`): blanked wherever they appear, in a URL or not.
+_HIDDEN: list[str] = []
+
+
+def hide(values: list[str]) -> None:
+    """Blank these values out of every log line and crash report from now on."""
+    for value in values:
+        if value and value not in _HIDDEN:
+            _HIDDEN.append(value)
+    _HIDDEN.sort(key=len, reverse=True)  # a secret containing another is blanked whole
+
+
 def redact(text: str) -> str:
-    """Remove `user:password@` from every URL in `text`."""
+    """Remove `user:password@` from every URL in `text`, and every configured secret."""
+    for value in _HIDDEN:
+        text = text.replace(value, "***")
     return _USERINFO.sub(r"\1***@", text)
 
 

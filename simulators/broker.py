@@ -35,11 +35,22 @@ def _free_port() -> int:
 class MosquittoBroker:
     """Start, stop and restart one mosquitto process; its data lives in `workdir`."""
 
-    def __init__(self, workdir: Path, port: int = 0, *, extra: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int = 0,
+        *,
+        extra: list[str] | None = None,
+        config: str | None = None,
+        tls: bool = False,
+    ) -> None:
+        """`config`: a whole mosquitto.conf to run instead of the open test broker (its listener on `port`);
+        `extra`: more lines for the open one (an acl_file, a password_file)."""
         self.workdir = Path(workdir)
         self.port = port or _free_port()
-        # More mosquitto.conf lines (an acl_file, a password_file), for tests of a broker that refuses things.
         self.extra = list(extra or [])
+        self._config = config
+        self._tls = tls
         self._proc: subprocess.Popen[bytes] | None = None
         binary = find_mosquitto()
         if binary is None:
@@ -50,7 +61,7 @@ class MosquittoBroker:
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return f"{'mqtts' if self._tls else 'mqtt'}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 10.0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -71,6 +82,8 @@ class MosquittoBroker:
             "log_type warning",
             *self.extra,
         ]
+        if self._config is not None:
+            lines = self._config.splitlines()
         if os.geteuid() == 0:
             # Run as root, mosquitto switches to the `mosquitto` user, which may not write our (root-owned)
             # persistence folder: then it silently keeps nothing across a restart. This broker is a test and

@@ -9,7 +9,10 @@ in each payload profile, and listen for the gateway's acknowledgements.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import ssl
 import threading
 import time
 import uuid
@@ -33,6 +36,11 @@ class SimulatedButton:
         profile: str = "huxiao",
         topic: str | None = None,
         host: str = "127.0.0.1",
+        username: str | None = None,
+        password: str | None = None,
+        ca: str | None = None,
+        secret: str | None = None,
+        first_seq: int = 0,
     ) -> None:
         self.button_id = button_id
         self.profile = profile
@@ -52,6 +60,14 @@ class SimulatedButton:
             protocol=mqtt.MQTTv311,
         )
         self._client.max_inflight_messages_set(1000)
+        if username is not None:
+            self._client.username_pw_set(username, password)
+        if ca is not None:
+            self._client.tls_set_context(ssl.create_default_context(cafile=ca))
+        # A signed button (`buttons[*].secret`): each press carries a rising seq and an HMAC over its fields.
+        self._secret = secret
+        self.seq = first_seq
+        self.refused_connection: str | None = None
         self._client.will_set(self.availability_topic, self._availability_payload(False), qos=1, retain=True)
         self._client.on_connect = self._on_connect
         self._client.on_socket_open = no_delay
@@ -73,7 +89,10 @@ class SimulatedButton:
             return "Online" if online else "Offline"
         return "online" if online else "offline"
 
-    def _on_connect(self, client: mqtt.Client, *_: Any) -> None:
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, *_: Any) -> None:
+        if reason.is_failure:
+            self.refused_connection = str(reason)
+            return
         client.subscribe(f"{self.base}/ack", qos=1)
         client.publish(self.availability_topic, self._availability_payload(True), qos=1, retain=True)
         self._connected.set()
@@ -116,7 +135,7 @@ class SimulatedButton:
         now = datetime.now(UTC)
         if self.profile == "huxiao":
             topic = f"{self.base}/alarm"
-            payload = json.dumps({"id": event_id, "type": alarm_type, "ts": now.isoformat()})
+            payload = json.dumps(self.huxiao_payload(event_id, alarm_type, now.isoformat()))
         elif self.profile == "plain":
             topic, payload = f"{self.base}/alarm", "PRESSED"
         elif self.profile == "zigbee2mqtt":
@@ -134,6 +153,16 @@ class SimulatedButton:
             raise ValueError(f"unknown profile {self.profile!r}")
         self._client.publish(topic, payload, qos=1)
         return event_id
+
+    def huxiao_payload(self, event_id: str, alarm_type: str, ts: str) -> dict[str, Any]:
+        """The `huxiao` profile's press; signed (seq, mac) when the button has a secret."""
+        payload: dict[str, Any] = {"id": event_id, "type": alarm_type, "ts": ts}
+        if self._secret is not None:
+            self.seq += 1
+            message = f"{self.button_id}|{alarm_type}|{ts}|{self.seq}".encode()
+            payload["seq"] = self.seq
+            payload["mac"] = hmac.new(self._secret.encode(), message, hashlib.sha256).hexdigest()
+        return payload
 
     def publish_raw(self, topic: str, payload: bytes, qos: int = 1, *, retain: bool = False) -> mqtt.MQTTMessageInfo:
         return self._client.publish(topic, payload, qos=qos, retain=retain)

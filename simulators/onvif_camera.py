@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import base64
 import hashlib
+import io
 import logging
 import os
 import resource
@@ -57,6 +58,17 @@ _FAULT = _ENVELOPE.format(
 )
 
 # The "billion laughs": a few hundred bytes that expand to gigabytes in a naive parser.
+# A firmware bug or an attacker: 32 MB of padding in an otherwise well-formed envelope, made once.
+HUGE_ANSWER = (
+    b'<?xml version="1.0" encoding="UTF-8"?><s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body>'
+    + b" " * (32 * 1024 * 1024)
+    + b"</s:Body></s:Envelope>"
+)
+TRUNCATED_ANSWER = (
+    b'<?xml version="1.0" encoding="UTF-8"?><s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"'
+    b' xmlns:tds="http://www.onvif.org/ver10/device/wsdl" xmlns:tt="http://www.onvif.org/ver10/schema"><s:Body>'
+    b"<tds:GetSystemDateAndTimeResponse><tds:SystemDateAndTime><tt:DateTimeType>Man"
+)
 HOSTILE_XML = (
     b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
     + b"".join(
@@ -93,6 +105,8 @@ class SimulatedCamera:
     hang: bool = False
     garbage: bool = False
     hostile_xml: bool = False
+    huge: bool = False  # an answer that never ends (tens of MB of whitespace inside a SOAP envelope)
+    truncated: bool = False  # an answer cut off mid-element
     wrong_password: bool = False  # someone changed the password on the camera: the configured one is refused
     boot: int = 1
     requests: int = 0
@@ -241,6 +255,11 @@ class CameraFarm:
             return web.Response(body=b"\x00\x13\x37 not a SOAP answer \xff\xfe", content_type="application/soap+xml")
         if camera.hostile_xml:
             return web.Response(body=HOSTILE_XML, content_type="application/soap+xml")
+        if camera.huge:
+            # Streamed from a file-like object: aiohttp warns that raw bytes this large would block its loop.
+            return web.Response(body=io.BytesIO(HUGE_ANSWER), content_type="application/soap+xml")
+        if camera.truncated:
+            return web.Response(body=TRUNCATED_ANSWER, content_type="application/soap+xml")
         return None
 
     async def _soap(self, request: web.Request) -> web.Response:

@@ -23,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from adapters.mqtt import session
 from adapters.mqtt.profiles import Route
+from adapters.mqtt.security import secure
 from adapters.mqtt.session import CONNECT_TIMEOUT_S
 from adapters.mqtt.tcp import no_delay
 from gateway.domain.config import MqttConfig
@@ -80,9 +81,7 @@ class ButtonListener:
             manual_ack=True,
             reconnect_on_failure=False,  # we reconnect ourselves, with a fresh client
         )
-        if self._config.username:
-            secret = self._config.password.get_secret_value() if self._config.password else None
-            client.username_pw_set(self._config.username, secret)
+        secure(client, self._config)
         client.connect_timeout = CONNECT_TIMEOUT_S
         client.max_inflight_messages_set(MAX_INFLIGHT_OUT)
         client.on_connect = self._on_connect

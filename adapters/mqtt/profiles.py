@@ -83,6 +83,9 @@ def _json(payload: bytes) -> Any:
         return json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PayloadError(f"not JSON: {type(exc).__name__}") from None
+    except RecursionError:
+        # `[[[[...` a few thousand deep exhausts the decoder's stack: garbage, not a reason to drop the whole batch
+        raise PayloadError("JSON nested too deeply") from None
 
 
 def _timestamp(value: object) -> datetime | None:

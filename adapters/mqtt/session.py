@@ -13,6 +13,7 @@ from typing import NoReturn
 
 import paho.mqtt.client as mqtt
 
+from adapters.mqtt.security import explain
 from gateway.domain.config import MqttConfig
 
 logger = logging.getLogger(__name__)
@@ -57,8 +58,9 @@ async def hold(
             async with asyncio.timeout(CONNECT_TIMEOUT_S + 1):
                 await asyncio.to_thread(client.connect, host, port, keepalive)
         except (OSError, TimeoutError) as exc:
-            logger.warning("%s: cannot reach the broker at %s:%d: %s", name, host, port, exc)
-            on_unreachable(f"cannot reach the broker at {host}:{port}: {exc or type(exc).__name__}")
+            why = explain(exc, config) or type(exc).__name__
+            logger.warning("%s: cannot reach the broker at %s:%d: %s", name, host, port, why)
+            on_unreachable(f"cannot reach the broker at {host}:{port}: {why}")
             lost.set()
         else:
             on_client(client)

@@ -17,6 +17,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from adapters.mqtt import session
+from adapters.mqtt.security import secure
 from adapters.mqtt.session import CONNECT_TIMEOUT_S
 from adapters.mqtt.tcp import no_delay
 from gateway.domain.config import MqttConfig
@@ -69,9 +70,7 @@ class StatePublisher:
             clean_session=True,
             reconnect_on_failure=False,  # we reconnect ourselves, with a fresh client
         )
-        if self._config.username:
-            password = self._config.password.get_secret_value() if self._config.password else None
-            client.username_pw_set(self._config.username, password)
+        secure(client, self._config)
         client.connect_timeout = CONNECT_TIMEOUT_S
         client.will_set(self.gateway_topic, "offline", qos=1, retain=True)
         client.on_connect = self._on_connect

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 
 import aiohttp
@@ -29,6 +30,8 @@ class HttpUpstream:
         self._session = session
         self._secret = config.secret.get_secret_value() if config.secret else None
         self.state = LinkState()
+        # https:// is always verified: against `ca` when the platform has a private CA, else the system store.
+        self._tls = ssl.create_default_context(cafile=str(config.ca) if config.ca else None)
 
     async def send(self, event: OutboxEvent) -> None:
         status, _answer = await self._post(self._config.url, event.id, event.body)
@@ -48,10 +51,16 @@ class HttpUpstream:
             headers[HEADER] = sign(self._secret, body, int(time.time()))
         try:
             async with asyncio.timeout(self._config.timeout):
-                async with self._session.post(url, data=body, headers=headers) as response:
+                async with self._session.post(url, data=body, headers=headers, ssl=self._tls) as response:
                     answer = await response.read()
                     return response.status, answer
         except TimeoutError:
             raise UpstreamError(f"{self.name}: no answer within {self._config.timeout:g} s") from None
+        except aiohttp.ClientConnectorCertificateError as exc:
+            trusted = f"the CA in {self._config.ca}" if self._config.ca else "the system's CA store"
+            reason = getattr(exc.certificate_error, "verify_message", None) or exc.certificate_error
+            raise UpstreamError(
+                f"{self.name}: TLS: the platform's certificate is not trusted by {trusted}: {reason}"
+            ) from None
         except NETWORK_ERRORS as exc:
             raise UpstreamError(f"{self.name}: {type(exc).__name__}: {exc}") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import os
 import re
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -31,6 +32,10 @@ from gateway.domain.errors import ConfigError
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# `${file:/run/secrets/NAME}`: the contents of a file (Docker and systemd credentials), one trailing newline dropped.
+_FILE = re.compile(r"\$\{file:([^}]+)\}")
+# A secret file is a password or a key, not a document.
+MAX_SECRET_FILE_BYTES = 64 * 1024
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
@@ -88,17 +93,58 @@ class TargetsConfig(_Model):
     networking_rate: float = Field(0.80, ge=0, le=1, description="联网率 target; the city's policy is 80%")
 
 
+def _pem_file(value: Path | None) -> Path | None:
+    """A TLS file must exist and be readable when the config is loaded, not at the first connection."""
+    if value is None:
+        return None
+    if not value.is_file():
+        raise ValueError(f"no such file: {str(value)!r}")
+    try:
+        with value.open("rb") as handle:
+            head = handle.read(64 * 1024)
+    except OSError as exc:
+        raise ValueError(f"cannot read {str(value)!r}: {exc.strerror or exc}") from None
+    if b"-----BEGIN " not in head:
+        raise ValueError(f"{str(value)!r} is not a PEM file (no -----BEGIN line)")
+    return value
+
+
 class MqttConfig(_Model):
     """The broker the school's buttons talk to (usually a Mosquitto on the gateway itself)."""
 
     url: str = Field("mqtt://127.0.0.1:1883", description="mqtt:// or mqtts:// URL of the button broker")
     username: str | None = None
     password: SecretStr | None = None
+    ca: Path | None = Field(
+        None, description="PEM CA bundle the broker's certificate must chain to (mqtts://); default the system store"
+    )
+    cert: Path | None = Field(None, description="PEM client certificate, for brokers that require one")
+    key: Path | None = Field(None, description="PEM private key of `cert` (unencrypted); default: inside `cert`")
     topic_prefix: str = Field("huxiao", pattern=r"^[^#+\s]+$", description="First topic level")
     client_id: str | None = Field(None, description="Persistent-session client id; default huxiao-gw-<school>")
     keepalive: Duration = Field(30.0, description="MQTT keepalive; the broker drops a silent client at 1.5×")
 
     _check = field_validator("url")(lambda v: _check_url(v, ("mqtt", "mqtts")))
+    _files = field_validator("ca", "cert", "key")(_pem_file)
+
+    @model_validator(mode="after")
+    def _tls_consistent(self) -> MqttConfig:
+        if not self.tls and (self.ca or self.cert or self.key):
+            raise ValueError("ca, cert and key are for TLS: use an mqtts:// url (mqtt:// is clear text)")
+        if self.key is not None and self.cert is None:
+            raise ValueError("key is given without cert")
+        try:
+            context = ssl.create_default_context(cafile=str(self.ca) if self.ca else None)
+            if self.cert is not None:
+                # An empty password: an encrypted key is an error here, not a prompt on the service's terminal.
+                context.load_cert_chain(str(self.cert), str(self.key) if self.key else None, password="")
+        except (ssl.SSLError, OSError) as exc:
+            raise ValueError(f"TLS files unusable: {exc}") from None
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme == "mqtts"
 
     @property
     def host(self) -> str:
@@ -170,6 +216,20 @@ class CameraConfig(_Model):
 ButtonProfile = Literal["huxiao", "plain", "zigbee2mqtt", "shelly", "tasmota"]
 
 
+class WindowConfig(_Model):
+    """How far a signed press's own `ts` may be from the gateway's clock (SIA DC-09's −40 s/+20 s window)."""
+
+    past: Duration = Field(40.0, description="A press stamped longer ago than this is refused (a replay)")
+    future: Duration = Field(20.0, description="A press stamped further ahead than this is refused")
+
+
+class FloodConfig(_Model):
+    """A button pressed again and again: the first `presses` go out, the rest are folded into one flood event."""
+
+    presses: int = Field(5, ge=1, description="Presses forwarded one by one before folding starts")
+    within: Duration = Field(10.0, description="Presses this close together count as one flood")
+
+
 class ButtonConfig(_Model):
     id: Identifier
     name: str = Field(min_length=1, description="The button's place, e.g. 门卫室一键报警")
@@ -181,6 +241,19 @@ class ButtonConfig(_Model):
     cameras: list[Identifier] = Field(default_factory=list, description="Cameras that see this place")
     heartbeat_timeout: Duration = Field(90.0, description="Silence before the button is reported offline")
     gb_id: str | None = Field(None, pattern=r"^\d{20}$", description="GB/T 28181 channel id; default derived")
+    secret: SecretStr | None = Field(
+        None, description="HMAC key of a signed `huxiao` button: its presses must carry a rising seq and a mac"
+    )
+    window: WindowConfig = Field(WindowConfig(), description="Accepted distance of a signed press's ts from now")
+    flood: FloodConfig = Field(FloodConfig(), description="Folding of a button pressed over and over")
+
+    @model_validator(mode="after")
+    def _signed_needs_huxiao(self) -> ButtonConfig:
+        if self.secret is not None and self.profile != "huxiao":
+            raise ValueError(f"secret works with the huxiao profile only, not {self.profile!r}")
+        if self.secret is not None and not self.secret.get_secret_value():
+            raise ValueError("secret is empty")
+        return self
 
 
 class _UpstreamBase(_Model):
@@ -204,7 +277,12 @@ class HttpUpstreamConfig(_ReportingUpstream):
     timeout: Duration = 5.0
     report_url: str | None = Field(None, description="Where reports go; default: url with its last segment `reports`")
 
+    ca: Path | None = Field(
+        None, description="PEM CA bundle of a platform with a private CA; https:// is verified always"
+    )
+
     _url = field_validator("url", "report_url")(lambda v: _check_url(v, ("http", "https")))
+    _ca = field_validator("ca")(_pem_file)
 
     @property
     def reports_to(self) -> str:
@@ -214,6 +292,17 @@ class HttpUpstreamConfig(_ReportingUpstream):
         parts = urlsplit(self.url)
         head = parts.path.rsplit("/", 1)[0] if "/" in parts.path else ""
         return parts._replace(path=f"{head}/reports", query="", fragment="").geturl()
+
+    @model_validator(mode="after")
+    def _ca_needs_https(self) -> HttpUpstreamConfig:
+        if self.ca is not None:
+            if urlsplit(self.url).scheme != "https":
+                raise ValueError("ca is for TLS: use an https:// url (http:// is clear text)")
+            try:
+                ssl.create_default_context(cafile=str(self.ca))
+            except (ssl.SSLError, OSError) as exc:
+                raise ValueError(f"ca unusable: {exc}") from None
+        return self
 
 
 class Gb28181UpstreamConfig(_UpstreamBase):
@@ -316,17 +405,23 @@ def cross_reference_problems(
     ):
         seen: set[object] = set()
         for index, item in enumerate(ids):
+            if not _hashable(item):
+                continue  # a list or mapping where an id belongs: its own type error says so, with its line
             if item is not None and item in seen:
                 problems.append(((section, index, key), f"duplicate {kind} {item!r}"))
             seen.add(item)
-    known = set(cameras)
+    known = {c for c in cameras if _hashable(c)}
     for index, (button, linked) in enumerate(buttons):
         for position, camera in enumerate(linked):
-            if camera not in known:
+            if _hashable(camera) and camera not in known:
                 problems.append(
                     (("buttons", index, "cameras", position), f"button {button!r} links unknown camera {camera!r}")
                 )
     return problems
+
+
+def _hashable(item: object) -> bool:
+    return item is None or isinstance(item, str | int | float)
 
 
 # Loading: YAML → plain data with a line for every key path → env substitution → pydantic.
@@ -377,6 +472,27 @@ def _substitute(data: Any, path: Path_, env: dict[str, str], missing: list[tuple
         return {k: _substitute(v, (*path, k), env, missing) for k, v in data.items()}
     if isinstance(data, list):
         return [_substitute(v, (*path, i), env, missing) for i, v in enumerate(data)]
+    if isinstance(data, str) and "${file:" in data:
+
+        def read(match: re.Match[str]) -> str:
+            name = match.group(1).strip()
+            try:
+                with open(name, "rb") as handle:
+                    content = handle.read(MAX_SECRET_FILE_BYTES + 1)
+            except OSError as exc:
+                missing.append((path, f"file:{name} ({exc.strerror or exc})"))
+                return ""
+            if len(content) > MAX_SECRET_FILE_BYTES:
+                missing.append((path, f"file:{name} (larger than {MAX_SECRET_FILE_BYTES} bytes)"))
+                return ""
+            try:
+                text = content.decode("utf-8")
+            except UnicodeDecodeError:
+                missing.append((path, f"file:{name} (not UTF-8 text)"))
+                return ""
+            return text[:-1] if text.endswith("\n") else text
+
+        data = _FILE.sub(read, data)
     if isinstance(data, str) and "${" in data:
 
         def replace(match: re.Match[str]) -> str:
@@ -455,7 +571,9 @@ def parse_config(text: str, filename: str = "<config>", env: dict[str, str] | No
     data = _substitute(data, (), env, missing)
     for path, name in missing:
         line = lines.line_of(path)
-        problems.append((line, f"{filename}:{line}: {_dotted(path)}: environment variable {name} is not set"))
+        unset = f"environment variable {name} is not set"
+        what = f"secret {name} cannot be read" if name.startswith("file:") else unset
+        problems.append((line, f"{filename}:{line}: {_dotted(path)}: {what}"))
     for path, message in _raw_cross_references(data):
         line = lines.line_of(path)
         problems.append((line, f"{filename}:{line}: {_dotted(path)}: {message}"))
@@ -480,3 +598,30 @@ def load_config(path: Path | str, env: dict[str, str] | None = None) -> GatewayC
     except UnicodeDecodeError:
         raise ConfigError([f"{path}:1: the file is not UTF-8 text"]) from None
     return parse_config(text, str(path), env)
+
+
+def secret_values(config: GatewayConfig) -> list[str]:
+    """Every secret the configuration holds (passwords, keys, tokens, credentials inside URLs), for the log
+    formatter to blank out wherever one would appear."""
+    found: list[str] = []
+
+    def walk(value: object) -> None:
+        if isinstance(value, SecretStr):
+            found.append(value.get_secret_value())
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name))
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+        elif isinstance(value, str) and "://" in value:
+            password = urlsplit(value).password
+            if password:
+                found.append(password)
+
+    walk(config)
+    # Very short values would blank out ordinary words in the log; such a secret is a config weakness of its own.
+    return sorted({v for v in found if len(v) >= 4}, key=len, reverse=True)

@@ -26,6 +26,7 @@ EVENT_TYPES = {
 PICTURES = "cn.huxiao.alarm.pictures"
 BUTTON_OFFLINE = "cn.huxiao.button.offline"
 BUTTON_ONLINE = "cn.huxiao.button.online"
+BUTTON_FLOOD = "cn.huxiao.button.flood"  # presses folded while a button was pressed over and over; data.count
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,7 @@ class ButtonPress:
     type: AlarmType
     pressed_at: datetime
     received_at: datetime
+    device_time: datetime | None = None  # what the device's own clock said; trusted as pressed_at only when close
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,17 @@ def alarm_data(
         "button_event_id": press.event_id,
         "pressed_at": iso(press.pressed_at),
         "received_at": iso(press.received_at),
+        "device_time": _device_time(press.device_time),
         "sequence": 0,  # replaced by the outbox sequence number when stored
         "cameras": cameras,
     }
+
+
+def _device_time(moment: datetime | None) -> str | None:
+    """The device's claim, as it said it (a year 9999 stays 9999 here, for the record, never as `pressed_at`)."""
+    if moment is None:
+        return None
+    try:
+        return iso(moment)
+    except (OverflowError, ValueError):
+        return moment.isoformat()

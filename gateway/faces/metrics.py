@@ -85,6 +85,15 @@ class _SnapshotCollector(Collector):
             crashes.add_metric([str(part)], float(count))
         yield crashes
 
+        refused = CounterMetricFamily(
+            "huxiao_refused_messages",
+            "button messages refused (bad mac, replay, outside the window)",
+            labels=["button", "reason"],
+        )
+        for (button_id, reason), count in sorted((data.get("refused_messages") or {}).items()):
+            refused.add_metric([str(button_id), str(reason)], float(count))
+        yield refused
+
 
 def render_metrics(data: dict[str, Any]) -> bytes:
     """Prometheus text format for one snapshot of the gateway's figures."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from gateway.domain.config import ButtonConfig, GatewayConfig
 from gateway.domain.events import (
+    BUTTON_FLOOD,
     BUTTON_OFFLINE,
     BUTTON_ONLINE,
     EVENT_TYPES,
@@ -26,6 +27,7 @@ from gateway.domain.events import (
     new_event_id,
     school_json,
 )
+from gateway.services.flood import FloodSummary
 from gateway.services.outbox import NewEvent
 
 
@@ -75,6 +77,19 @@ class AlarmEvents:
         }
         body = cloudevent(event_id, event_type, self._config.school, now, data)
         return NewEvent(event_id, event_type, button.id, None, lambda _seq: body)
+
+    def flood(self, button: ButtonConfig, summary: FloodSummary) -> NewEvent:
+        """Presses folded while the button was pressed over and over: one event with their count."""
+        event_id, now = new_event_id(), datetime.now(UTC)
+        data = {
+            "school": school_json(self._config.school),
+            "button": button_json(button),
+            "count": summary.count,
+            "first_at": iso(datetime.fromtimestamp(summary.first_at, UTC)),
+            "last_at": iso(datetime.fromtimestamp(summary.last_at, UTC)),
+        }
+        body = cloudevent(event_id, BUTTON_FLOOD, self._config.school, now, data)
+        return NewEvent(event_id, BUTTON_FLOOD, button.id, None, lambda _seq: body)
 
     def late_pictures(self, button: ButtonConfig, press: ButtonPress, pictures: dict[str, bytes]) -> NewEvent:
         event_id = new_event_id()

@@ -8,20 +8,24 @@ and what follows a stored press is handed to the event loop through `LoopCalls`.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
 import paho.mqtt.client as mqtt
 
-from adapters.mqtt import profiles
+from adapters.mqtt import profiles, signed
 from adapters.mqtt.profiles import Availability, PayloadError, Press, Route
 from gateway.domain.config import ButtonConfig
 from gateway.domain.errors import StorageError
-from gateway.domain.events import ButtonPress, OutboxEvent
+from gateway.domain.events import AlarmType, ButtonPress, OutboxEvent
 from gateway.services.alarm_events import AlarmEvents, PressEvent
+from gateway.services.flood import Decision, FloodGuard, FloodSettings, FloodSummary
 from gateway.services.outbox import Outbox
+from gateway.services.sequences import ButtonSequences
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +55,8 @@ class AlarmIntake:
         call: Callable[..., None],
         loop_calls: LoopCalls,
         acknowledge: Callable[[str, str, str], None],
+        *,
+        storage_path: str,
     ) -> None:
         self._buttons = buttons
         self._events = events
@@ -60,6 +66,28 @@ class AlarmIntake:
         self._acknowledge = acknowledge  # (button id, alarm id, state): the ack topic
         self.bad_payloads = 0
         self._bad_logged_at = 0.0
+        self._storage_path = storage_path
+        self._sequences: ButtonSequences | None = None  # opened on the first signed message, in the commit thread
+        self.refused: Counter[tuple[str, str]] = Counter()  # (button, reason) → messages refused
+        # Flood folding is decided in this thread and summed up on the loop: one lock between the two.
+        self._flood = FloodGuard({b.id: FloodSettings(b.flood.presses, b.flood.within) for b in buttons.values()})
+        self._flood_lock = threading.Lock()
+
+    def close(self) -> None:
+        if self._sequences is not None:
+            self._sequences.close()
+
+    def floods_due(self, now: float) -> list[FloodSummary]:
+        """Floods over (the button quiet for `within`, or flooding too long): one summary each, once."""
+        with self._flood_lock:
+            return self._flood.due(now)
+
+    def _folded(self, press: ButtonPress) -> bool:
+        # A cancel is never folded: it must reach the police even from a button that flooded.
+        if press.type is AlarmType.CANCEL:
+            return False
+        with self._flood_lock:
+            return self._flood.press(press.button_id, press.received_at.timestamp()) is Decision.FOLD
 
     def __call__(self, batch: list[tuple[Route, mqtt.MQTTMessage]]) -> list[bool]:
         """Store every press of the batch in one transaction, then say which messages to acknowledge (all, unless
@@ -68,6 +96,8 @@ class AlarmIntake:
         presses: list[tuple[int, PressEvent]] = []
         for index, (route, message) in enumerate(batch):
             press = self._interpret(route, message)
+            if press is not None and self._folded(press):
+                continue  # acknowledged: counted into the button's flood summary
             if press is not None:
                 presses.append((index, self._events.press(self._buttons[route.button_id], press)))
         if not presses:
@@ -108,6 +138,9 @@ class AlarmIntake:
             return None
         if not isinstance(meaning, Press):
             return None
+        button = self._buttons[route.button_id]
+        if button.secret is not None and self._refused_signature(button, payload, received):
+            return None
         if meaning.event_id is None:
             digest = profiles.payload_digest(payload)
             since = received.timestamp() - DUP_WINDOW_S
@@ -116,7 +149,29 @@ class AlarmIntake:
             event_id = profiles.derived_event_id(route.button_id, payload, received)
         else:
             event_id = meaning.event_id
-        return ButtonPress(route.button_id, event_id, meaning.type, meaning.pressed_at or received, received)
+        pressed = trusted_press_time(meaning.pressed_at, received, button.window.past, button.window.future)
+        return ButtonPress(route.button_id, event_id, meaning.type, pressed, received, meaning.pressed_at)
+
+    def _refused_signature(self, button: ButtonConfig, payload: bytes, received: datetime) -> bool:
+        """Check a signed button's mac, seq and time window; count and log what is refused."""
+        assert button.secret is not None
+        if self._sequences is None:
+            self._sequences = ButtonSequences(self._storage_path)
+        verdict = signed.verify(
+            payload,
+            button_id=button.id,
+            secret=button.secret.get_secret_value(),
+            last=self._sequences.last(button.id),
+            now=received,
+            past_s=button.window.past,
+            future_s=button.window.future,
+        )
+        if isinstance(verdict, signed.Refusal):
+            self.refused[(button.id, verdict.value)] += 1
+            logger.warning("%s: signed message refused (%s)", button.id, verdict.value)
+            return True
+        self._sequences.accept(button.id, verdict.seq, verdict.event_id)
+        return False
 
     def _bad_payload(self, route: Route, exc: PayloadError) -> None:
         self.bad_payloads += 1
@@ -124,3 +179,12 @@ class AlarmIntake:
         if now - self._bad_logged_at >= BAD_PAYLOAD_LOG_EVERY_S:
             self._bad_logged_at = now
             logger.warning("%s: unrecognised message (%s); %d so far", route.button_id, exc, self.bad_payloads)
+
+
+def trusted_press_time(claimed: datetime | None, received: datetime, past_s: float, future_s: float) -> datetime:
+    """The press time to tell the police: the device's own when it is within the button's window of our clock,
+    else our receipt time (a device clock at 9999-12-31 or in 1970 is a claim, kept as `device_time`)."""
+    if claimed is None:
+        return received
+    offset = (claimed - received).total_seconds()
+    return claimed if -past_s <= offset <= future_s else received

@@ -41,3 +41,7 @@ class AlarmView:
 
     def delivery_latency(self) -> dict[str, LatencyHistogram]:
         return {f.upstream.name: f.latency for f in self._service.forwarders}
+
+    def refused_messages(self) -> dict[tuple[str, str], int]:
+        """Signed-button messages refused, by (button, reason)."""
+        return dict(self._service.intake.refused)

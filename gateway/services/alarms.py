@@ -39,6 +39,8 @@ RECORD_DELIVERIES_EVERY_S = 0.2
 # session is renewed so that the broker sends again the presses it still holds unacknowledged (it resends them only
 # on a new connection), instead of their waiting for the next network hiccup.
 STORAGE_RETRY_EVERY_S = 1.0
+# A flood's summary goes out within this of the button falling quiet for its `within`.
+FLOOD_CHECK_EVERY_S = 1.0
 
 
 class AlarmService:
@@ -70,8 +72,15 @@ class AlarmService:
         )
         routes = profiles.routes(config.mqtt.topic_prefix, config.school.id, config.buttons)
         self.intake = AlarmIntake(
-            {b.id: b for b in config.buttons}, events, outbox, self._call, self, self._publish_ack
+            {b.id: b for b in config.buttons},
+            events,
+            outbox,
+            self._call,
+            self,
+            self._publish_ack,
+            storage_path=str(config.storage.path),
         )
+        self._events = events
         self.listener = ButtonListener(config.mqtt, config.school.id, routes, self.intake)
         self._acked_delivered: set[str] = set()
 
@@ -97,12 +106,14 @@ class AlarmService:
             "button-supervision": self.supervision.run,
             "delivery-marks": self._record_deliveries,
             "storage-recovery": self._recover_storage,
+            "floods": self._flood_summaries,
         }
 
     async def stop(self) -> None:
         await self.listener.stop()
         for forwarder in self.forwarders:
             await forwarder.stop()
+        self.intake.close()
 
     async def _record_deliveries(self) -> None:
         while True:
@@ -111,6 +122,20 @@ class AlarmService:
                 await asyncio.to_thread(self.outbox.flush_marks)
             except StorageError:
                 logger.exception("delivery marks not saved yet; retrying")
+
+    async def _flood_summaries(self) -> None:
+        while True:
+            await asyncio.sleep(FLOOD_CHECK_EVERY_S)
+            for summary in self.intake.floods_due(time.time()):
+                button = self.supervision.buttons[summary.button_id].config
+                logger.warning("%s: %d presses folded into one flood event", summary.button_id, summary.count)
+                try:
+                    (event,) = await asyncio.to_thread(self.outbox.store_many, [self._events.flood(button, summary)])
+                except StorageError:
+                    logger.exception("%s: flood event could not be stored", summary.button_id)
+                    continue
+                if event is not None:
+                    self._submit(event)
 
     async def _recover_storage(self) -> None:
         while True:

@@ -105,4 +105,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        4,
+        "signed buttons: the last sequence number accepted from each, so a replay is refused after a restart too",
+        """
+        CREATE TABLE button_sequences (
+            button_id TEXT PRIMARY KEY,
+            last_seq INTEGER NOT NULL,
+            event_id TEXT NOT NULL,
+            accepted_at REAL NOT NULL
+        );
+        """,
+    ),
 )

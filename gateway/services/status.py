@@ -25,6 +25,7 @@ class AlarmSource(Protocol):
     def upstreams(self) -> list[dict[str, Any]]: ...
     def recent_alarms(self, limit: int) -> list[dict[str, Any]]: ...
     def delivery_latency(self) -> dict[str, Any]: ...
+    def refused_messages(self) -> dict[tuple[str, str], int]: ...
 
 
 @dataclass
@@ -193,4 +194,5 @@ class GatewayStatus:
             "upstreams": summary["upstreams"],
             "delivery_latency": self.alarm_view.delivery_latency() if self.alarm_view is not None else {},
             "part_crashes": dict(self.crashes),
+            "refused_messages": self.alarm_view.refused_messages() if self.alarm_view is not None else {},
         }

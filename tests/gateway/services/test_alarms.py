@@ -132,7 +132,7 @@ async def test_platform_down_then_up_delivers_everything_in_order_per_button(
 ) -> None:
     receiver, url = platform
     receiver.fail_with = 503
-    buttons = [{"id": f"b{i}", "name": f"按钮{i}"} for i in range(3)]
+    buttons: list[dict[str, Any]] = [{"id": f"b{i}", "name": f"按钮{i}", "flood": {"presses": 100}} for i in range(3)]
     config = school_config(tmp_path, broker, [police(url)], buttons)
     async with running(config) as server:
         sims = [
