@@ -170,6 +170,13 @@ class AlarmService:
             if event is None:
                 logger.info("%s: alarm %s again (duplicate), dropped", button.id, press.event_id)
                 continue
+            logger.info(
+                "%s: %s alarm received from %s, button event %s",
+                button.id,
+                press.type.value,
+                button.name,
+                press.event_id,
+            )
             self.listener.publish_ack(button.id, press.event_id, "received")
             self._call(self._stored, button, press, event)
         return verdicts

@@ -202,15 +202,20 @@ class CameraHealth:
 
     def apply(self, runtime: CameraRuntime, observation: Observation) -> Transition | None:
         """Feed one observation to the camera's state machine; tell the listener about a transition."""
+        before = runtime.machine.reasons
         runtime.machine, transition = advance(runtime.machine, observation, runtime.policy)
         if transition is not None:
-            logger.info(
-                "%s: %s -> %s %s",
-                runtime.config.id,
-                transition.old.value,
-                transition.new.value,
-                ",".join(sorted(transition.reasons)),
-            )
+            reasons = ",".join(sorted(transition.reasons))
+            if transition.old is transition.new:  # only the reasons changed: say which, not "degraded -> degraded"
+                logger.info(
+                    "%s: still %s, reasons now %s (were %s)",
+                    runtime.config.id,
+                    transition.new.value,
+                    reasons,
+                    ",".join(sorted(before)),
+                )
+            else:
+                logger.info("%s: %s -> %s %s", runtime.config.id, transition.old.value, transition.new.value, reasons)
             if self._on_transition is not None:
                 self._on_transition(runtime, transition)
         return transition

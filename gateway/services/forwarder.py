@@ -118,6 +118,14 @@ class Forwarder:
             self.upstream.state.up(now)
             self._outbox.mark_delivered(self.upstream.name, event.seq, attempts)
             self.latency.observe(max(0.0, now - event.created_at))
+            logger.info(
+                "%s: %s from %s delivered in %.0f ms (attempt %d)",
+                self.upstream.name,
+                event.type,
+                event.button_id or "the gateway",
+                (now - event.created_at) * 1000,
+                attempts,
+            )
             queue.items.popleft()
             self._queued.discard(event.seq)
             if self._on_delivered is not None:

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import logging
 import signal
 import sys
 import time
@@ -84,8 +85,9 @@ def connect(button: SimulatedButton) -> SimulatedButton:
 
 
 async def test_a_press_reaches_the_platform_signed_and_the_button_hears_delivered(
-    tmp_path: Path, broker: MosquittoBroker, platform: tuple[PlatformReceiver, str]
+    tmp_path: Path, broker: MosquittoBroker, platform: tuple[PlatformReceiver, str], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)
     receiver, url = platform
     config = school_config(
         tmp_path, broker, [police(url)], [{"id": "guard-room", "name": "门卫室一键报警", "location": "南门"}]
@@ -107,6 +109,14 @@ async def test_a_press_reaches_the_platform_signed_and_the_button_hears_delivere
         assert await asyncio.to_thread(button.wait_for_ack, event_id, "received")
         assert await asyncio.to_thread(button.wait_for_ack, event_id, "delivered")
         button.disconnect()
+    # The console shows the alarm once as it arrives and once as each platform takes it, with its latency.
+    lines = [r.getMessage() for r in caplog.records]
+    received = [line for line in lines if "alarm received" in line]
+    assert received == [f"guard-room: panic alarm received from 门卫室一键报警, button event {event_id}"]
+    delivered = [line for line in lines if " delivered in " in line]
+    assert len(delivered) == 1, lines
+    assert delivered[0].startswith("police: cn.huxiao.alarm.panic from guard-room delivered in ")
+    assert delivered[0].endswith(" ms (attempt 1)")
 
 
 async def test_the_same_press_twice_is_one_alarm(
