@@ -150,8 +150,10 @@ class GatewayStatus:
                     for b in buttons
                 ],
             },
+            # `role` added to the contract: the page labels each platform by whose it is (公安平台, 教育平台).
             "upstreams": [
-                {"name": u["name"], "kind": u["kind"], "link": u["link"], "pending": u["pending"]} for u in upstreams
+                {"name": u["name"], "kind": u["kind"], "role": u["role"], "link": u["link"], "pending": u["pending"]}
+                for u in upstreams
             ],
         }
 

@@ -81,6 +81,12 @@ def test_outbox_report_counts_pending_and_delivered(tmp_path: Path) -> None:
     outbox.mark_failed("education", 1, 4, 0.0, "HTTP 503")
     outbox.close()
     report = outbox_report(path)
-    assert "police          delivered          3" in report
-    assert "education       pending            3" in report
-    assert "HTTP 503" in report
+    lines = report.splitlines()
+    # Chinese first in the headers and the states, as on the page.
+    assert lines[0].split()[::2] == ["上级平台", "状态", "事件", "最早", "尝试", "最近错误"]
+    assert lines[0].split()[1::2] == ["upstream", "state", "events", "oldest", "attempts", "last"]
+    delivered = next(line for line in lines if line.startswith("police "))
+    assert delivered.split() == ["police", "已送达", "delivered", "3", "1"]
+    pending = next(line for line in lines if line.startswith("education "))
+    assert pending.split()[:4] == ["education", "待送", "pending", "3"]
+    assert pending.endswith("HTTP 503")
