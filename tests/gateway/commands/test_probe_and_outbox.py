@@ -83,8 +83,8 @@ def test_outbox_report_counts_pending_and_delivered(tmp_path: Path) -> None:
     report = outbox_report(path)
     lines = report.splitlines()
     # Chinese first in the headers and the states, as on the page.
-    assert lines[0].split()[::2] == ["上级平台", "状态", "事件", "最早", "尝试", "最近错误"]
-    assert lines[0].split()[1::2] == ["upstream", "state", "events", "oldest", "attempts", "last"]
+    headers = "上级平台 upstream|状态 state|事件 events|最早 oldest|尝试 attempts|最近错误 last error"
+    assert [h.strip() for h in lines[0].split("  ") if h.strip()] == headers.split("|")
     delivered = next(line for line in lines if line.startswith("police "))
     assert delivered.split() == ["police", "已送达", "delivered", "3", "1"]
     pending = next(line for line in lines if line.startswith("education "))
