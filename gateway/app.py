@@ -41,8 +41,6 @@ _RUN_ID = web.AppKey("run_id", int)
 # How often the gateway notes that it is alive: the gap after the last note is its own downtime after a crash,
 # shown as unknown in uptime rather than blamed on the cameras.
 ALIVE_EVERY_S = 15.0
-# Uptime is recomputed from the stored history this often; it changes slowly and costs a database read.
-UPTIME_EVERY_S = 60.0
 # Connections to cameras: many cameras, few requests each; one per camera at a time is what firmware expects.
 CAMERA_CONNECTIONS = 512
 
@@ -102,6 +100,7 @@ async def _cameras(app: web.Application) -> AsyncIterator[None]:
             db, runtime.config.id, transition.at, transition.old.value, transition.new.value, transition.reasons
         )
         publisher.publish_camera(runtime.config.id, _camera_state_json(runtime))
+        status.note_transition()
 
     connector = aiohttp.TCPConnector(limit=CAMERA_CONNECTIONS, limit_per_host=0, ttl_dns_cache=300)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -111,13 +110,8 @@ async def _cameras(app: web.Application) -> AsyncIterator[None]:
         for runtime in health.cameras.values():
             publisher.publish_camera(runtime.config.id, _camera_state_json(runtime))
 
-        async def keep_uptime() -> None:
-            while True:
-                await asyncio.to_thread(status.refresh_uptime)
-                await asyncio.sleep(UPTIME_EVERY_S)
-
         app[SUPERVISOR].start("cameras", health.run)
-        app[SUPERVISOR].start("uptime", keep_uptime)
+        app[SUPERVISOR].start("uptime", status.keep_uptime)
         patrol = Patrol(health, status.pictures, config.patrol, db=lambda: app[DB])
         app[SUPERVISOR].start("patrol", patrol.run)
         yield

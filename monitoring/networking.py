@@ -18,11 +18,17 @@ from bisect import bisect_right
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
-from monitoring.uptime import DAY, Intervals, merge_intervals
+from monitoring.uptime import DAY, STREAM_LOST, Intervals, merge_intervals
 
-# Degradations that mean the platform gets no usable video from the camera. `auth_failed`: the gateway holds
-# wrong credentials, so neither it nor a platform pulling through it gets the stream.
-STREAM_LOST = frozenset({"stream_unreachable", "stream_auth_failed", "stream_error", "no_stream_uri", "auth_failed"})
+# STREAM_LOST (the degradations that lose the picture) lives with uptime, which counts them the same way.
+__all__ = [
+    "STREAM_LOST",
+    "CameraReading",
+    "NetworkingRate",
+    "average_networking_rate",
+    "is_networked",
+    "networking_rate",
+]
 WORKING_STATES = frozenset({"online", "degraded"})
 OUT_OF_SERVICE = "maintenance"
 
