@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -68,6 +71,56 @@ def test_probe_cli_exits_1_below_target_with_json(tmp_path: Path) -> None:
     assert report["cameras"][0]["state"] == "offline"
     assert report["cameras"][0]["reasons"] == ["unreachable"]
     assert report["networking_rate"] == 0.0
+
+
+def test_probe_draws_no_progress_bar_into_a_pipe_or_a_file(tmp_path: Path) -> None:
+    config = tmp_path / "school.yaml"
+    config.write_text(
+        'school: {id: "51040200001", name: 一小}\n'
+        f'cameras:\n  - {{id: dead, name: 坏的, onvif: "http://127.0.0.1:{free_port()}/onvif/device_service"}}\n',
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "probe", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "坏的" in result.stdout  # the table still comes
+    assert "probing [" not in result.stderr
+    assert "\r" not in result.stderr
+
+
+def test_probe_draws_its_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+    config = tmp_path / "school.yaml"
+    config.write_text(
+        'school: {id: "51040200001", name: 一小}\n'
+        f'cameras:\n  - {{id: dead, name: 坏的, onvif: "http://127.0.0.1:{free_port()}/onvif/device_service"}}\n',
+        encoding="utf-8",
+    )
+    controller, terminal = pty.openpty()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "gateway", "probe", "-c", str(config)],
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            timeout=60,
+            cwd=REPO,
+            check=False,
+        )
+        os.close(terminal)
+        drawn = b""
+        with contextlib.suppress(OSError):  # reading past the end of a closed terminal raises EIO
+            while chunk := os.read(controller, 4096):
+                drawn += chunk
+    finally:
+        os.close(controller)
+    assert result.returncode == 1
+    assert b"probing [" in drawn
+    assert b"1/1" in drawn
 
 
 def test_outbox_report_counts_pending_and_delivered(tmp_path: Path) -> None:
