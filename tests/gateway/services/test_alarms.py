@@ -117,6 +117,8 @@ async def test_a_press_reaches_the_platform_signed_and_the_button_hears_delivere
     assert len(delivered) == 1, lines
     assert delivered[0].startswith("police: cn.huxiao.alarm.panic from guard-room delivered in ")
     assert delivered[0].endswith(" ms (attempt 1)")
+    # A clean stop is not a fault: nothing at WARNING or above on the way out (nor on the way in).
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 async def test_the_same_press_twice_is_one_alarm(
