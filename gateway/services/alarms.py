@@ -68,6 +68,9 @@ class SnapshotSource(Protocol):
 class ButtonState:
     config: ButtonConfig
     online: bool | None = None
+    # The availability last stored for the platforms (from the outbox at start): a status replayed after a
+    # restart that says the same is not news, neither on the console nor for the police.
+    reported: bool | None = None
     last_seen: float | None = None
     last_test_at: float | None = None
 
@@ -114,6 +117,10 @@ class AlarmService:
         self._started_at = self._clock()
         for forwarder in self.forwarders:
             forwarder.load()
+        stored = await asyncio.to_thread(self.outbox.last_event_types, (BUTTON_ONLINE, BUTTON_OFFLINE))
+        for button_id, event_type in stored.items():
+            if button_id in self.buttons:
+                self.buttons[button_id].reported = event_type == BUTTON_ONLINE
         self._spawn(self._record_deliveries())
         await self.listener.start()
 
@@ -195,10 +202,12 @@ class AlarmService:
             # A zigbee2mqtt device with `retain: true` keeps its last `{"action": "single"}` there, which would
             # otherwise raise the same alarm again at every gateway reconnect.
             return None
-        self._call(self._seen, route.button_id)
         if isinstance(meaning, Availability):
             self._call(self._availability_from_device, route.button_id, meaning.online)
+            if meaning.online:  # an "online" is a sign of life; an "offline" (its Will) is not
+                self._call(self._seen, route.button_id)
             return None
+        self._call(self._seen, route.button_id)
         if not isinstance(meaning, Press):
             return None
         if meaning.event_id is None:
@@ -257,9 +266,11 @@ class AlarmService:
         state.online = online
         if online:
             state.last_seen = self._clock()
+        if was is None and state.reported is online:
+            return  # the first word after a start says what was stored before it: a replay, not a change
         logger.info("%s: button %s (%s)", state.config.id, "online" if online else "offline", reason)
-        if was is None and online:
-            return  # first sighting after a start: nothing changed for the police
+        if was is None and online and state.reported is None:
+            return  # first sighting, nothing stored before: nothing changed for the police (told offline: tell them)
         event_type = BUTTON_ONLINE if online else BUTTON_OFFLINE
         event_id = new_event_id()
         now = datetime.now(UTC)
@@ -278,6 +289,7 @@ class AlarmService:
             logger.exception("%s: button %s event could not be stored", state.config.id, event_type)
             return
         if event is not None:
+            state.reported = online
             self._submit(event)
 
     def _stored(self, button: ButtonConfig, press: ButtonPress, event: OutboxEvent) -> None:

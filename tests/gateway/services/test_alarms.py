@@ -211,6 +211,33 @@ async def test_button_will_and_heartbeat_timeout_become_offline_events(
         quiet.disconnect()
 
 
+async def test_a_restart_does_not_replay_a_button_status_already_reported(
+    tmp_path: Path, broker: MosquittoBroker, platform: tuple[PlatformReceiver, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="gateway.services.alarms")
+    receiver, url = platform
+    config = school_config(tmp_path, broker, [police(url)], [{"id": "guard-room", "name": "门卫室一键报警"}])
+    async with running(config) as server:
+        button = await asyncio.to_thread(connect, SimulatedButton("guard-room", broker.port, school_id=SCHOOL))
+        await eventually(lambda: server.app[ALARMS].buttons["guard-room"].online is True, what="button online")
+        button.disconnect()  # says "offline" itself (retained): the police hear it once
+        await receiver.wait_for(1, kind="cn.huxiao.button.offline")
+    caplog.clear()
+
+    # The same gateway again: the broker hands its session the retained "offline" once more.
+    async with running(config):
+        # The broker sends the retained status before anything the button publishes later, in order.
+        button = await asyncio.to_thread(connect, SimulatedButton("guard-room", broker.port, school_id=SCHOOL))
+        await receiver.wait_for(1, kind="cn.huxiao.button.online")
+        button.disconnect()
+        await receiver.wait_for(2, kind="cn.huxiao.button.offline")
+    offline_events = [e for e in receiver.events if e.type == "cn.huxiao.button.offline"]
+    assert len(offline_events) == 2  # one per real goodbye, none for the replay
+    lines = [r.getMessage() for r in caplog.records if ": button " in r.getMessage()]
+    # Not "online (message)" for an offline status, not the replayed offline: only the changes that happened.
+    assert lines == ["guard-room: button online (status)", "guard-room: button offline (will)"]
+
+
 @pytest.mark.parametrize("profile", ["plain", "zigbee2mqtt", "shelly", "tasmota"])
 async def test_third_party_buttons_raise_alarms(
     tmp_path: Path, broker: MosquittoBroker, platform: tuple[PlatformReceiver, str], profile: str
