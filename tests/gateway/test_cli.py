@@ -181,3 +181,9 @@ def test_patrol_into_a_file_instead_of_a_folder(tmp_path: Path) -> None:
     assert "not a folder" in line
     assert time.monotonic() - started < 20
     assert taken.read_text(encoding="utf-8") == "an earlier report"
+
+
+def test_discover_with_a_target_that_is_not_host_port() -> None:
+    for target in ("127.0.0.1", "127.0.0.1:99999", "camera:abc"):
+        line = _one_clear_line(huxiao("discover", "--target", target, "--timeout", "0.5"))
+        assert f"--target {target}: expected host:port" in line
