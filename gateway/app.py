@@ -59,8 +59,6 @@ _RUN_ID = web.AppKey("run_id", int)
 # its own downtime after a crash (shown as unknown in uptime, not blamed on the cameras), and a failed note is an
 # unwritable disk in /healthz within this long.
 ALIVE_EVERY_S = 2.0
-# Uptime is recomputed from the stored history this often; it changes slowly and costs a database read.
-UPTIME_EVERY_S = 60.0
 # Connections to cameras: many cameras, few requests each; one per camera at a time is what firmware expects.
 CAMERA_CONNECTIONS = 512
 
@@ -169,6 +167,7 @@ async def _cameras(app: web.Application) -> AsyncIterator[None]:
             transition.reasons,
         )
         publisher.publish_camera(runtime.config.id, _camera_state_json(runtime))
+        status.note_transition()
         for device in app[GB_DEVICES]:
             device.set_online(runtime.config.id, channel_on(runtime))
 
@@ -180,13 +179,8 @@ async def _cameras(app: web.Application) -> AsyncIterator[None]:
         for runtime in health.cameras.values():
             publisher.publish_camera(runtime.config.id, _camera_state_json(runtime))
 
-        async def keep_uptime() -> None:
-            while True:
-                await db.run(lambda _conn: status.refresh_uptime())
-                await asyncio.sleep(UPTIME_EVERY_S)
-
         supervisor.start("cameras", health.run)
-        supervisor.start("uptime", keep_uptime)
+        supervisor.start("uptime", status.keep_uptime)
         patrol = Patrol(health, status.pictures, config.patrol, db=lambda: db.conn)
         supervisor.start("patrol", patrol.run)
         app[HEALTH].add("cameras", lambda: running(supervisor, "cameras", "uptime"), critical=True)

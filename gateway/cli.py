@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import socket
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -15,6 +17,13 @@ from gateway.logging_setup import hide, redact, setup_logging
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
+
+# The usual reasons a listening socket cannot be opened, in the words a user acts on.
+BIND_ERRORS = {
+    errno.EADDRINUSE: "the port is already in use (another gateway or program holds it)",
+    errno.EACCES: "permission denied (ports below 1024 need root)",
+    errno.EADDRNOTAVAIL: "this machine has no such address",
+}
 
 
 def _load(path: Path) -> GatewayConfig:
@@ -43,17 +52,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gateway.app import create_app
 
     config = _load(args.config)
+    # Checked before storage and the parts start, so a taken port is one line, not a start and a stop.
+    problem = _bind_problem(config.web.host, config.web.port)
+    if problem:
+        print(
+            f"huxiao run: cannot listen on {config.web.listen}: {problem}; set another web.listen in {args.config}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     setup_logging(args.log_level)
     print(f"huxiao-gateway: {config.school.name} on http://{config.web.listen}/", flush=True)
     # run_app turns SIGTERM/SIGINT into a graceful exit; parts then stop in reverse order, well inside 5 s.
-    web.run_app(
-        create_app(config),
-        host=config.web.host,
-        port=config.web.port,
-        shutdown_timeout=2.0,
-        print=None,
-        access_log=None,
-    )
+    try:
+        web.run_app(
+            create_app(config),
+            host=config.web.host,
+            port=config.web.port,
+            shutdown_timeout=2.0,
+            print=None,
+            access_log=None,
+        )
+    except OSError as exc:
+        if exc.errno not in BIND_ERRORS:
+            raise
+        print(
+            f"huxiao run: cannot listen on {config.web.listen}: {BIND_ERRORS[exc.errno]};"
+            f" set another web.listen in {args.config}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -74,9 +101,10 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 
 
 def cmd_patrol(args: argparse.Namespace) -> int:
-    from gateway.commands.patrol import run_patrol
+    from gateway.commands.patrol import check_out_folder, run_patrol
 
     config = _load(args.config)
+    check_out_folder(args.out)
     setup_logging("ERROR")
     return run_patrol(config, args.out)
 
@@ -87,11 +115,61 @@ def cmd_discover(args: argparse.Namespace) -> int:
     return run_discover(args.timeout, args.target)
 
 
+def cmd_press(args: argparse.Namespace) -> int:
+    from gateway.commands.press import press, target_from_broker, target_from_config
+
+    if args.broker:
+        if not args.school:
+            print("huxiao press: --broker needs --school (the school id in the topic)", file=sys.stderr)
+            return EXIT_CONFIG
+        target = target_from_broker(args.broker, args.school, args.button, args.prefix)
+    else:
+        path = args.config or (args.workdir / "school.yaml" if args.workdir else None)
+        if path is None:
+            print(
+                "huxiao press: say where the broker is: -c FILE, --workdir DIR (the demo's) or --broker URL",
+                file=sys.stderr,
+            )
+            return EXIT_CONFIG
+        if args.workdir and not path.exists():
+            print(
+                f"huxiao press: {path} does not exist: is the demo running with --workdir {args.workdir}?",
+                file=sys.stderr,
+            )
+            return EXIT_CONFIG
+        target = target_from_config(_load(path), args.button)
+    event_id = press(target, args.button, args.type)
+    print(f"按下 pressed {args.button} ({args.type}) → {target.topic}  event id {event_id}")
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
+    if args.port:
+        problem = _bind_problem("127.0.0.1", args.port)
+        if problem:
+            print(
+                f"huxiao demo: cannot serve the status page on 127.0.0.1:{args.port}: {problem};"
+                f" pick another with --port (e.g. --port {args.port + 1}, or --port 0 for any free port)",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
     setup_logging(args.log_level)
     return run_demo(workdir=args.workdir, web_port=args.port)
+
+
+def _bind_problem(host: str, port: int) -> str | None:
+    """Why `host:port` cannot be listened on now, or None (checked before the demo starts its simulators)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        # As aiohttp does: a port left in TIME_WAIT by the last demo is free, a listening one is not.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return BIND_ERRORS.get(exc.errno or 0, exc.strerror or str(exc))
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,6 +201,15 @@ def build_parser() -> argparse.ArgumentParser:
     discover = add("discover", cmd_discover, "find ONVIF cameras (WS-Discovery) and print config entries")
     discover.add_argument("--timeout", type=float, default=3.0, help="seconds to collect answers")
     discover.add_argument("--target", default=None, help="host:port for a directed probe (default: multicast)")
+    press = add("press", cmd_press, "press an alarm button: one QoS 1 message on its topic, as the device sends it")
+    press.add_argument("button", help="the button id, e.g. guard-room")
+    press.add_argument("type", nargs="?", default="panic", choices=["panic", "test", "cancel"])
+    where = press.add_mutually_exclusive_group()
+    where.add_argument("-c", "--config", type=Path, help="the gateway's config: its broker and school")
+    where.add_argument("--workdir", type=Path, help="the demo's workdir (uses its school.yaml), e.g. var/demo")
+    where.add_argument("--broker", help="mqtt://host:port, with --school")
+    press.add_argument("--school", help="the school id (with --broker)")
+    press.add_argument("--prefix", default="huxiao", help="topic prefix (with --broker)")
     demo = add("demo", cmd_demo, "run a simulated school and the gateway on localhost")
     demo.add_argument("--workdir", type=Path, default=Path("var/demo"), help="where the demo keeps its files")
     demo.add_argument("--port", type=int, default=8080, help="status page port (0: any free port)")
@@ -135,7 +222,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
     except GatewayError as exc:
-        print(redact(f"huxiao: {exc}"), file=sys.stderr)
+        print(redact(f"huxiao {args.command}: {exc}"), file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as exc:
+        # The last net for the file and socket mistakes not named above: one line, never a traceback.
+        where = f": {exc.filename}" if exc.filename else ""
+        print(redact(f"huxiao {args.command}: {exc.strerror or exc}{where}"), file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_OK

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import shutil
 import signal
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,25 +26,29 @@ from simulators.buttons import SimulatedButton
 from simulators.onvif_camera import CameraFarm
 from simulators.platform import PlatformReceiver
 from simulators.rtsp import RtspServer, check_gstreamer
+from simulators.ws_discovery_responder import start_responder
 
 logger = logging.getLogger(__name__)
 
 SCHOOL_ID = "51040200001"
 DEMO_SECRET = "demo-only-secret"
-# Twelve cameras of a primary school: (id, name, key area, stream pattern). Two of them are faulty on purpose.
+# Faults staged on purpose, so the page has something to show.
+SWITCHED_OFF = "switched off"
+PASSWORD_CHANGED = "someone changed its password"
+# Twelve cameras of a primary school: (id, name, key area, stream pattern, the fault staged on it or "").
 CAMERAS = [
-    ("gate-1", "南门校门口", "entrance", "moving"),
-    ("gate-2", "北门校门口", "entrance", "moving"),
-    ("guard", "门卫室", "gatehouse", "moving"),
-    ("playground", "操场", "playground", "moving"),
-    ("corridor-1", "一楼走廊", "corridor", "moving"),
-    ("corridor-2", "二楼走廊", "corridor", "too_dark"),
-    ("canteen", "食堂", "canteen", "moving"),
-    ("dorm", "宿舍楼", "dormitory", "moving"),
-    ("library", "图书馆", "library", "moving"),
-    ("parking", "停车场", "parking", "moving"),
-    ("fence-east", "东侧围墙", "perimeter", "moving"),  # faulty: switched off
-    ("fence-west", "西侧围墙", "perimeter", "moving"),  # faulty: someone changed its password
+    ("gate-1", "南门校门口", "entrance", "moving", ""),
+    ("gate-2", "北门校门口", "entrance", "moving", ""),
+    ("guard", "门卫室", "gatehouse", "moving", ""),
+    ("playground", "操场", "playground", "moving", ""),
+    ("corridor-1", "一楼走廊", "corridor", "moving", ""),
+    ("corridor-2", "二楼走廊", "corridor", "too_dark", "its picture is too dark"),
+    ("canteen", "食堂", "canteen", "moving", ""),
+    ("dorm", "宿舍楼", "dormitory", "moving", ""),
+    ("library", "图书馆", "library", "moving", ""),
+    ("parking", "停车场", "parking", "moving", ""),
+    ("fence-east", "东侧围墙", "perimeter", "moving", SWITCHED_OFF),
+    ("fence-west", "西侧围墙", "perimeter", "moving", PASSWORD_CHANGED),
 ]
 BUTTONS = [
     ("guard-room", "门卫室一键报警", "南门门卫室", ["gate-1", "guard"]),
@@ -62,7 +69,7 @@ def demo_config(
 ) -> dict[str, Any]:
     """The demo school's config, with every section of the file format filled in."""
     cameras = []
-    for (cid, name, area, _pattern), sim in zip(CAMERAS, farm.cameras, strict=True):
+    for (cid, name, area, _pattern, _fault), sim in zip(CAMERAS, farm.cameras, strict=True):
         camera: dict[str, Any] = {
             "id": cid,
             "name": name,
@@ -140,7 +147,7 @@ async def _demo(workdir: Path, web_port: int, ready: asyncio.Event | None) -> No
         if problem:
             print(f"! {problem}: cameras are simulated without video streams")
         else:
-            rtsp = RtspServer({cid: pattern for cid, _n, _a, pattern in CAMERAS}, log=workdir / "rtsp.log")
+            rtsp = RtspServer({cid: pattern for cid, _n, _a, pattern, _f in CAMERAS}, log=workdir / "rtsp.log")
             await asyncio.to_thread(rtsp.start)
             stack.callback(rtsp.stop)
 
@@ -148,8 +155,13 @@ async def _demo(workdir: Path, web_port: int, ready: asyncio.Event | None) -> No
         farm = await stack.enter_async_context(CameraFarm(0, rtsp_base=rtsp_base))
         for cid, *_ in CAMERAS:
             await farm.add_camera(cid)
-        await farm.set_down(farm.camera("fence-east"), True)
-        farm.camera("fence-west").password = "changed-by-someone"
+        for cid, *_, fault in CAMERAS:
+            if fault == SWITCHED_OFF:
+                await farm.set_down(farm.camera(cid), True)
+            elif fault == PASSWORD_CHANGED:
+                farm.camera(cid).password = "changed-by-someone"
+        discovery, discovery_port = await start_responder(farm)
+        stack.callback(discovery.close)
 
         platforms: dict[str, str] = {}
         receivers: dict[str, PlatformReceiver] = {}
@@ -189,18 +201,8 @@ async def _demo(workdir: Path, web_port: int, ready: asyncio.Event | None) -> No
                 buttons.append(button)
             buttons[0].press("test")  # the monthly test, so the page has an alarm to show
 
-        base = f"http://{config.web.listen}"
         print(
-            f"""
-护校网关演示 huxiao-gateway demo — {config.school.name}
-  状态页 status page      {base}/
-  API                     {base}/api/summary   {base}/api/cameras   {base}/api/alarms
-  Prometheus              {base}/metrics
-  公安平台 police platform {platforms["police"]}  (GET lists what arrived)
-  配置 config              {config_path}
-  {len(CAMERAS)} cameras (fence-east is switched off, fence-west has a changed password), {len(buttons)} buttons.
-  Press Ctrl-C to stop.
-""",
+            banner(config.web.listen, config.school.name, workdir, platforms["police"], discovery_port, buttons),
             flush=True,
         )
         if ready is not None:
@@ -209,6 +211,41 @@ async def _demo(workdir: Path, web_port: int, ready: asyncio.Event | None) -> No
             await asyncio.sleep(BUTTON_HEARTBEAT_S)
             for button in buttons:
                 button.heartbeat()
+
+
+def banner(
+    listen: str, school: str, workdir: Path, police: str, discovery_port: int, buttons: list[SimulatedButton]
+) -> str:
+    """What a new user needs to try every part: the addresses, how to press a button, how to discover."""
+    base = f"http://{listen}"
+    # The console script is on PATH only inside an activated virtualenv: otherwise name the one that runs now.
+    huxiao = "huxiao" if shutil.which("huxiao") else f"{sys.executable} -m gateway"
+    faults = [(cid, fault) for cid, *_, fault in CAMERAS if fault]
+    staged = "; ".join(f"{cid}: {fault}" for cid, fault in faults)
+    lines = [
+        "",
+        f"护校网关演示 huxiao-gateway demo — {school}",
+        f"  状态页 status page       {base}/",
+        f"  API                      {base}/api/summary   {base}/api/cameras   {base}/api/alarms",
+        f"  接口说明 API description  {base}/api/openapi.json",
+        f"  健康 health              {base}/healthz",
+        f"  Prometheus               {base}/metrics",
+        f"  公安平台 police platform  {police}  (GET lists what arrived)",
+        f"  配置 config               {workdir / 'school.yaml'}",
+        f"  {len(CAMERAS)} cameras, {len(faults)} of them faulty on purpose ({staged}); {len(buttons)} buttons.",
+    ]
+    if buttons:
+        lines.append("  按报警按钮 press a button (in another terminal; type panic, test or cancel):")
+        lines += [f"    {huxiao} press --workdir {workdir} {b.button_id} panic" for b in buttons]
+    else:
+        lines.append("  (no buttons: mosquitto is not installed)")
+    lines += [
+        "  发现摄像机 discover the cameras:",
+        f"    {huxiao} discover --target 127.0.0.1:{discovery_port}",
+        "  Press Ctrl-C to stop.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def _disconnect_all(buttons: list[SimulatedButton]) -> None:
@@ -231,6 +268,12 @@ def run_demo(workdir: Path, web_port: int) -> int:
         asyncio.run(main())
     except GatewayError as exc:
         print(f"huxiao demo: {exc}")
+        return 1
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        # Taken between the command line's check and the demo's bind.
+        print(f"huxiao demo: port {web_port} is already in use; pick another with --port (0: any free port)")
         return 1
     print("demo stopped")
     return 0

@@ -1,10 +1,12 @@
 """Time-weighted uptime of a camera from its stored transitions.
 
-What counts:
-- `online` and `degraded` are *available*: the camera works and the platform can watch it, perhaps with a fault
-  worth fixing (clock off, a blurred picture). That is the usual meaning of uptime and what `uptime()` returns.
+What counts (the same test as the networking rate, so the page, the metrics and the rate agree):
+- *Up* means delivering a usable picture: `online`, or `degraded` for a reason that leaves the stream working
+  (clock off, a blurred or dark picture). That is what `uptime()` returns.
+- `degraded` for a reason that loses the picture (wrong password, stream unreachable, no stream URI: `STREAM_LOST`)
+  is down, as is `offline`: a camera that answers ONVIF but gives nobody a picture is of no use to the patrol
+  staff or the police. `counted_state()` turns such a segment into `offline` before the sweep.
 - `online` alone is *healthy*: the stricter ratio, for staff who want to see how long cameras ran without faults.
-- `offline` is down.
 - `maintenance`, `unknown` and the gateway's own downtime count as neither (out of the denominator too): a camera
   is never blamed for the time it was switched off on purpose or nobody was watching it. A window with no known
   time at all has no uptime (None), not 0 %.
@@ -15,9 +17,11 @@ Everything is one sweep over the transitions (oldest first), so 1,000 cameras ×
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
+
+from gateway.domain.camera import STREAM_LOST
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -25,6 +29,8 @@ WINDOWS: dict[str, float] = {"24h": DAY, "7d": 7 * DAY, "30d": 30 * DAY}
 UP = frozenset({"online", "degraded"})
 HEALTHY = frozenset({"online"})
 DOWN = frozenset({"offline"})
+# Degradations that mean nobody gets usable video from the camera. `auth_failed`: the gateway holds wrong
+# credentials, so neither it nor a platform pulling through it gets the stream.
 
 # Index of each counted state in a bin's accumulator; other states are not counted.
 _SLOT = {"online": 0, "degraded": 1, "offline": 2}
@@ -56,6 +62,13 @@ class Tally:
         """online ÷ known time: up and without any fault."""
         known = self.known
         return self.online / known if known > 0 else None
+
+
+def counted_state(state: str, reasons: Collection[str] = ()) -> str:
+    """The state a stored segment counts as: working but without a usable picture counts as down (`offline`)."""
+    if state in UP and STREAM_LOST.intersection(reasons):
+        return "offline"
+    return state
 
 
 def merge_intervals(intervals: Intervals) -> list[tuple[float, float]]:

@@ -134,7 +134,12 @@ class ButtonListener:
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self._signal(lambda: self._down(f"disconnected from the broker: {reason}"))
         self._signal(self._lost.set)
-        logger.warning("buttons: disconnected from the broker (%s)", reason)
+        # Reason 0 is our own DISCONNECT (a clean stop, or closing a client for a fresh one); anything else is a loss.
+        logger.log(
+            logging.INFO if getattr(reason, "value", reason) == 0 else logging.WARNING,
+            "buttons: disconnected from the broker (%s)",
+            reason,
+        )
 
     def _on_message(self, client: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         route = self._routes.get(message.topic)

@@ -6,6 +6,7 @@ import asyncio
 import re
 
 from adapters.onvif.discovery import MULTICAST, DiscoveredCamera, discover
+from gateway.domain.errors import GatewayError
 
 
 def camera_yaml(cameras: list[DiscoveredCamera]) -> str:
@@ -37,6 +38,8 @@ def run_discover(timeout: float, target: str | None) -> int:
     bind = "0.0.0.0"
     if target:
         host, _, port = target.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise GatewayError(f"--target {target}: expected host:port, e.g. 127.0.0.1:3702")
         address = (host, int(port))
         bind = "127.0.0.1" if host.startswith("127.") else "0.0.0.0"
     cameras = asyncio.run(discover(timeout, address, bind))

@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from pathlib import Path
 
 import aiohttp
 
 from gateway.domain.config import GatewayConfig
+from gateway.domain.errors import GatewayError
 from gateway.faces.patrol_report import write_report
 from gateway.services.camera_health import CameraHealth
 from gateway.services.patrol import Patrol
 from gateway.services.status import Pictures
+
+
+def check_out_folder(out: Path) -> None:
+    """Fail before the round (which takes a while) if the report could not be written where asked."""
+    if out.exists() and not out.is_dir():
+        raise GatewayError(f"--out {out}: is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        # Root passes every permission check, so try a real write rather than os.access.
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".huxiao-write-test-"):
+            pass
+    except OSError as exc:
+        raise GatewayError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
 
 
 async def patrol_once(config: GatewayConfig, out: Path, workers: int | None = None) -> tuple[Path, dict[str, int]]:

@@ -91,7 +91,10 @@ def _pad(text: str, width: int) -> str:
 
 
 def run_probe(config: GatewayConfig, as_json: bool) -> int:
-    rows, rate = asyncio.run(probe_round(config, None if as_json else sys.stderr))
+    # The bar redraws one line with carriage returns: only a terminal shows that as a bar; a log file or a pipe
+    # would get every frame of it.
+    progress = sys.stderr if not as_json and sys.stderr.isatty() else None
+    rows, rate = asyncio.run(probe_round(config, progress))
     target = config.targets.networking_rate
     if as_json:
         print(json.dumps({"cameras": rows, "networking_rate": rate, "target": target}, ensure_ascii=False, indent=1))

@@ -23,16 +23,24 @@ class _SnapshotCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily | HistogramMetricFamily | CounterMetricFamily]:
         data = self._data
         school = str(data.get("school", ""))
-        up = GaugeMetricFamily("huxiao_camera_up", "1 if the camera is online or degraded", labels=["camera", "name"])
+        up = GaugeMetricFamily(
+            "huxiao_camera_up",
+            "1 if the camera delivers a usable picture (what uptime and the networking rate count)",
+            labels=["camera", "name"],
+        )
         state = GaugeMetricFamily("huxiao_camera_state", "1 for the camera's current state", labels=["camera", "state"])
         rtt = GaugeMetricFamily("huxiao_camera_rtt_seconds", "ONVIF probe round-trip time", labels=["camera"])
         skew = GaugeMetricFamily(
             "huxiao_camera_clock_skew_seconds", "camera clock minus gateway clock", labels=["camera"]
         )
-        uptime = GaugeMetricFamily("huxiao_camera_uptime_ratio", "time-weighted uptime", labels=["camera", "window"])
+        uptime = GaugeMetricFamily(
+            "huxiao_camera_uptime_ratio",
+            "time-weighted share of known time with a usable picture (maintenance excluded)",
+            labels=["camera", "window"],
+        )
         for cam in data.get("cameras", []):
             cid = str(cam["id"])
-            up.add_metric([cid, str(cam.get("name", ""))], 1.0 if cam["state"] in ("online", "degraded") else 0.0)
+            up.add_metric([cid, str(cam.get("name", ""))], 1.0 if cam.get("usable") else 0.0)
             for name in CAMERA_STATES:
                 state.add_metric([cid, name], 1.0 if cam["state"] == name else 0.0)
             if cam.get("rtt_ms") is not None:

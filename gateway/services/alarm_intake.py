@@ -114,6 +114,13 @@ class AlarmIntake:
             if event is None:
                 logger.info("%s: alarm %s again (duplicate), dropped", made.button.id, made.press.event_id)
                 continue
+            logger.info(
+                "%s: %s alarm received from %s, button event %s",
+                made.button.id,
+                made.press.type.value,
+                made.button.name,
+                made.press.event_id,
+            )
             self._acknowledge(made.button.id, made.press.event_id, "received")
             self._call(self._loop_calls.stored, made, event)
         return verdicts
@@ -132,10 +139,12 @@ class AlarmIntake:
             # A zigbee2mqtt device with `retain: true` keeps its last `{"action": "single"}` there, which would
             # otherwise raise the same alarm again at every gateway reconnect.
             return None
-        self._call(self._loop_calls.seen, route.button_id)
         if isinstance(meaning, Availability):
             self._call(self._loop_calls.availability, route.button_id, meaning.online)
+            if meaning.online:  # an "online" is a sign of life; an "offline" (its Will) is not
+                self._call(self._loop_calls.seen, route.button_id)
             return None
+        self._call(self._loop_calls.seen, route.button_id)
         if not isinstance(meaning, Press):
             return None
         button = self._buttons[route.button_id]

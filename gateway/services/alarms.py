@@ -21,7 +21,7 @@ from adapters.mqtt.buttons import ButtonListener
 from adapters.upstreams.base import Upstream
 from gateway.domain.config import GatewayConfig
 from gateway.domain.errors import StorageError
-from gateway.domain.events import EVENT_TYPES, AlarmType, OutboxEvent
+from gateway.domain.events import BUTTON_OFFLINE, BUTTON_ONLINE, EVENT_TYPES, AlarmType, OutboxEvent
 from gateway.services.alarm_events import AlarmEvents, PressEvent
 from gateway.services.alarm_intake import AlarmIntake
 from gateway.services.alarm_pictures import AlarmPictures, SnapshotSource
@@ -95,6 +95,9 @@ class AlarmService:
         self._loop = asyncio.get_running_loop()
         self.supervision.start()
         self.supervision.note_tests(await asyncio.to_thread(self.outbox.last_test_at))
+        self.supervision.note_reported(
+            await asyncio.to_thread(self.outbox.last_event_types, (BUTTON_ONLINE, BUTTON_OFFLINE))
+        )
         for forwarder in self.forwarders:
             await forwarder.load()
         self.listener.start()

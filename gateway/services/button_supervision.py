@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from gateway.domain.config import ButtonConfig
 from gateway.domain.errors import StorageError
-from gateway.domain.events import OutboxEvent
+from gateway.domain.events import BUTTON_ONLINE, OutboxEvent
 from gateway.services.alarm_events import AlarmEvents
 from gateway.services.outbox import Outbox
 
@@ -26,6 +26,9 @@ SUPERVISION_EVERY_S = 1.0
 class ButtonState:
     config: ButtonConfig
     online: bool | None = None
+    # The availability last stored for the platforms (from the outbox at start): a status replayed after a
+    # restart that says the same is not news, neither on the console nor for the police.
+    reported: bool | None = None
     last_seen: float | None = None
     last_test_at: float | None = None
 
@@ -53,6 +56,12 @@ class ButtonSupervision:
 
     def start(self) -> None:
         self._started_at = self._clock()
+
+    def note_reported(self, last: dict[str, str]) -> None:
+        """The button.online / button.offline event last stored for each button (from the outbox)."""
+        for button_id, event_type in last.items():
+            if button_id in self.buttons:
+                self.buttons[button_id].reported = event_type == BUTTON_ONLINE
 
     def note_tests(self, last_test_at: dict[str, float]) -> None:
         for button_id, at in last_test_at.items():
@@ -84,11 +93,13 @@ class ButtonSupervision:
         was, state.online = state.online, online
         if online:
             state.last_seen = self._clock()
-        logger.info("%s: button %s (%s)", button_id, "online" if online else "offline", reason)
         for watcher in self.watchers:
             watcher(button_id, online)
-        if was is None and online:
-            return  # first sighting after a start: nothing changed for the police
+        if was is None and state.reported is online:
+            return  # the first word after a start says what was stored before it: a replay, not a change
+        logger.info("%s: button %s (%s)", button_id, "online" if online else "offline", reason)
+        if was is None and online and state.reported is None:
+            return  # first sighting, nothing stored before: nothing changed for the police (told offline: tell them)
         try:
             (event,) = await asyncio.to_thread(
                 self._outbox.store_many, [self._events.availability(state.config, online, reason)]
@@ -97,4 +108,5 @@ class ButtonSupervision:
             logger.exception("%s: button %s event could not be stored", button_id, "online" if online else "offline")
             return
         if event is not None:
+            state.reported = online
             self._submit(event)

@@ -207,21 +207,26 @@ class CameraHealth:
 
     def apply(self, runtime: CameraRuntime, observation: Observation) -> Transition | None:
         """Feed one observation to the camera's state machine; tell the listener about a transition."""
+        before = runtime.machine.reasons
         runtime.machine, transition = advance(runtime.machine, observation, runtime.policy)
         if observation.maintenance is None:
             runtime.last_observation = observation
         if transition is not None:
-            self._transitioned(runtime, transition)
+            self._transitioned(runtime, transition, before)
         return transition
 
-    def _transitioned(self, runtime: CameraRuntime, transition: Transition) -> None:
-        logger.info(
-            "%s: %s -> %s %s",
-            runtime.config.id,
-            transition.old.value,
-            transition.new.value,
-            ",".join(sorted(transition.reasons)),
-        )
+    def _transitioned(self, runtime: CameraRuntime, transition: Transition, before: frozenset[str]) -> None:
+        reasons = ",".join(sorted(transition.reasons))
+        if transition.old is transition.new:  # only the reasons changed: say which, not "degraded -> degraded"
+            logger.info(
+                "%s: still %s, reasons now %s (were %s)",
+                runtime.config.id,
+                transition.new.value,
+                reasons,
+                ",".join(sorted(before)),
+            )
+        else:
+            logger.info("%s: %s -> %s %s", runtime.config.id, transition.old.value, transition.new.value, reasons)
         if self._on_transition is not None:
             self._on_transition(runtime, transition)
 
@@ -275,9 +280,10 @@ class CameraHealth:
         for runtime in self.cameras.values():
             if runtime.machine.failures == 0 and not runtime.busy:
                 continue
+            before = runtime.machine.reasons
             runtime.machine, transition = expire(runtime.machine, now, runtime.policy, outstanding=runtime.busy)
             if transition is not None:
-                self._transitioned(runtime, transition)
+                self._transitioned(runtime, transition, before)
 
     def apply_pictures(self, runtime: CameraRuntime, reasons: frozenset[str]) -> Transition | None:
         """A patrol verdict, applied at once: the camera's next observation is its last one with these picture

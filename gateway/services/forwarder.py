@@ -85,7 +85,8 @@ class Forwarder:
         self._enqueue(event, 0)
 
     def _enqueue(self, event: OutboxEvent, attempts: int) -> None:
-        if event.seq in self._queued:
+        if event.seq in self._queued or self._stopped.is_set():
+            # Stopping: the event is on disk, and the next start sends it (its session may be closed already).
             return
         self._queued.add(event.seq)
         key = event.button_id or ""
@@ -122,12 +123,21 @@ class Forwarder:
             self.upstream.state.up(now)
             self._outbox.mark_delivered(self.upstream.name, event.seq, attempts)
             self.latency.observe(max(0.0, now - event.created_at))
+            logger.info(
+                "%s: %s from %s delivered in %.0f ms (attempt %d)",
+                self.upstream.name,
+                event.type,
+                event.button_id or "the gateway",
+                (now - event.created_at) * 1000,
+                attempts,
+            )
             queue.items.popleft()
             self._queued.discard(event.seq)
             if self._on_delivered is not None:
                 self._on_delivered(self.upstream, event)
 
     async def stop(self) -> None:
+        self._stopped.set()
         workers = [q.worker for q in self._queues.values() if q.worker is not None and not q.worker.done()]
         for worker in workers:
             worker.cancel()

@@ -283,6 +283,17 @@ class Outbox:
             ).fetchone()
         return row is not None
 
+    def last_event_types(self, types: tuple[str, ...]) -> dict[str, str]:
+        """Per button, the type of its latest stored event among `types` (e.g. its last availability)."""
+        marks = ",".join("?" * len(types))
+        with self._books_lock:
+            rows = self._books.execute(
+                f"SELECT button_id, type FROM events WHERE seq IN (SELECT MAX(seq) FROM events "
+                f"WHERE type IN ({marks}) AND button_id IS NOT NULL GROUP BY button_id)",
+                types,
+            ).fetchall()
+        return {str(button_id): str(event_type) for button_id, event_type in rows}
+
 
 def _iso(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

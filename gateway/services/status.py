@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
@@ -15,7 +16,12 @@ from gateway.services.camera_health import CameraHealth, CameraRuntime
 from gateway.services.history import gateway_downtime, transitions_since
 from monitoring.compliance import AreaCamera, ButtonReading, SchoolFacts, compliant, judge
 from monitoring.networking import CameraReading, is_networked, networking_rate
-from monitoring.uptime import WINDOWS, uptime_windows
+from monitoring.uptime import WINDOWS, counted_state, uptime_windows
+
+# Uptime is recomputed from the stored history: at once after a camera changes (so the page, /metrics and the
+# networking rate agree within seconds of a start or a fault), else once a minute for the windows to slide.
+UPTIME_EVERY_S = 60.0
+UPTIME_STALE_CHECK_S = 2.0
 
 
 class AlarmSource(Protocol):
@@ -56,6 +62,22 @@ class GatewayStatus:
         self.pictures = Pictures()
         self.crashes: Mapping[str, int] = {}  # the supervisor's crash counts by part, for /metrics
         self._uptime: dict[str, dict[str, float | None]] = {}
+        self._uptime_stale = True
+
+    def note_transition(self) -> None:
+        """A camera changed: its uptime is recomputed at the next check rather than up to a minute later."""
+        self._uptime_stale = True
+
+    async def keep_uptime(self) -> None:
+        """Runs as a supervised part: refresh when a camera changed, and at least every UPTIME_EVERY_S."""
+        waited = UPTIME_EVERY_S
+        while True:
+            if self._uptime_stale or waited >= UPTIME_EVERY_S:
+                self._uptime_stale = False
+                await asyncio.to_thread(self.refresh_uptime)
+                waited = 0.0
+            await asyncio.sleep(UPTIME_STALE_CHECK_S)
+            waited += UPTIME_STALE_CHECK_S
 
     def refresh_uptime(self) -> None:
         """Recompute every camera's uptime from the stored history (called now and then, off the event loop)."""
@@ -65,7 +87,9 @@ class GatewayStatus:
         history = transitions_since(conn, since)
         down = gateway_downtime(conn, since, now)
         self._uptime = {
-            camera.id: uptime_windows([(t.at, t.new) for t in history.get(camera.id, [])], now, down)
+            camera.id: uptime_windows(
+                [(t.at, counted_state(t.new, t.reasons)) for t in history.get(camera.id, [])], now, down
+            )
             for camera in self.config.cameras
         }
 
@@ -96,6 +120,8 @@ class GatewayStatus:
                     "rtt_ms": round(runtime.rtt_ms, 2) if runtime.rtt_ms is not None else None,
                     "clock_skew_s": round(runtime.clock_skew_s, 1) if runtime.clock_skew_s is not None else None,
                     "uptime": self._uptime.get(camera.id, {name: None for name in WINDOWS}),
+                    # Added to the contract: delivers a usable picture now, the test uptime and the rate apply.
+                    "usable": is_networked(_reading(runtime)),
                     "stream": {
                         "ok": bool(stream and stream.ok),
                         "codec": stream.codec if stream else None,
@@ -154,8 +180,10 @@ class GatewayStatus:
                     for b in buttons
                 ],
             },
+            # `role` added to the contract: the page labels each platform by whose it is (公安平台, 教育平台).
             "upstreams": [
-                {"name": u["name"], "kind": u["kind"], "link": u["link"], "pending": u["pending"]} for u in upstreams
+                {"name": u["name"], "kind": u["kind"], "role": u["role"], "link": u["link"], "pending": u["pending"]}
+                for u in upstreams
             ],
             # Added to the contract for the page: the open hazards the command center lists for this school.
             "hazards": [

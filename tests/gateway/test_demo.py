@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -67,7 +68,9 @@ def test_demo_comes_up_with_a_school_and_stops_on_ctrl_c(tmp_path: Path) -> None
             assert cameras["total"] == 12
             assert cameras["offline"] == 1  # fence-east, switched off on purpose
             assert cameras["degraded"] >= 1  # fence-west, its password changed
-            assert "status page" in log.read_text()
+            banner = log.read_text()
+            assert "status page" in banner
+            _banner_lets_a_new_user_try_every_part(banner, port)
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=15)
             assert proc.returncode == 0, log.read_text()
@@ -77,3 +80,44 @@ def test_demo_comes_up_with_a_school_and_stops_on_ctrl_c(tmp_path: Path) -> None
     assert "demo stopped" in log.read_text()
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0  # nothing left listening
+
+
+def _command(line: str) -> list[str]:
+    """A command line the banner prints, run with this interpreter (the banner names the console script or
+    `python -m gateway`, whichever this machine has)."""
+    words = shlex.split(line)
+    verb = words.index("press") if "press" in words else words.index("discover")
+    return [sys.executable, "-m", "gateway", *words[verb:]]
+
+
+def _banner_lets_a_new_user_try_every_part(banner: str, port: int) -> None:
+    base = f"http://127.0.0.1:{port}"
+    assert f"{base}/healthz" in banner
+    assert f"{base}/api/openapi.json" in banner
+    # Three cameras are staged faulty: switched off, password changed, a too dark picture.
+    assert "12 cameras, 3 of them faulty" in banner
+    for camera in ("fence-east", "fence-west", "corridor-2"):
+        assert camera in banner
+
+    press_lines = [line.strip() for line in banner.splitlines() if " press --" in line]
+    assert len(press_lines) == 3, banner
+    guard_room = next(line for line in press_lines if "guard-room" in line)
+    pressed = subprocess.run(_command(guard_room), capture_output=True, text=True, timeout=30, cwd=REPO, check=False)
+    assert pressed.returncode == 0, pressed.stderr
+    event_id = pressed.stdout.split("event id")[-1].strip()
+    deadline = time.monotonic() + 15
+    alarm: dict[str, object] = {}
+    while time.monotonic() < deadline and not alarm:
+        alarms = get_json(f"{base}/api/alarms?limit=20")
+        assert isinstance(alarms, list)
+        alarm = next((a for a in alarms if a.get("button_event_id") == event_id), {})
+        if not alarm:
+            time.sleep(0.1)
+    assert alarm.get("button") == "guard-room", alarm
+    assert alarm.get("type") == "panic", alarm
+
+    discover_line = next(line.strip() for line in banner.splitlines() if " discover --target " in line)
+    found = subprocess.run(_command(discover_line), capture_output=True, text=True, timeout=30, cwd=REPO, check=False)
+    assert found.returncode == 0, found.stderr
+    # Every camera but the one switched off answers the directed probe.
+    assert "11 camera(s) answered" in found.stdout, found.stdout

@@ -14,10 +14,16 @@ const WORDS = {
   target: ["目标", "target"], last_seen: ["最后在线", "last seen"], uptime: ["在线率", "uptime"],
   no_picture: ["暂无画面", "no picture yet"], buttons_online: ["按钮在线", "buttons online"],
   link_up: ["连通", "up"], link_down: ["中断", "down"], pending: ["待送", "pending"],
-  delivered: ["已送达", "delivered"], never: ["从未", "never"], last_test: ["上次测试", "last test"],
+  delivered: ["已送达", "delivered"], failed: ["送达失败", "failed"],
+  col_time: ["时间", "Time"], col_button: ["按钮", "Button"], col_type: ["类型", "Type"], col_delivery: ["送达", "Delivery"], never: ["从未", "never"], last_test: ["上次测试", "last test"],
   panic: ["紧急报警", "panic"], test: ["测试", "test"], cancel: ["取消", "cancel"],
-  not_acknowledged: ["未确认", "not yet"], no_hazards: ["暂无隐患", "no open hazards"],
+  col_ack: ["指挥中心确认", "acknowledged"], not_acknowledged: ["未确认", "not yet"], no_hazards: ["暂无隐患", "no open hazards"],
   high: ["高", "high"], medium: ["中", "medium"], low: ["低", "low"],
+  // upstream roles: who the platform belongs to
+  role_police: ["公安平台", "police platform"], role_education: ["教育平台", "education platform"],
+  role_other: ["上级平台", "platform"],
+  uptime_help: ["在线率：能取到可用画面的时间占比（与联网率同一口径；维护时段不计）",
+                "uptime: share of time the camera delivered a usable picture (as the networking rate counts it; maintenance not counted)"],
   // reasons
   timeout: ["超时", "timeout"], unreachable: ["无法连接", "unreachable"], protocol_error: ["应答异常", "bad answer"],
   auth_failed: ["密码错误", "wrong password"], clock_skew: ["时钟偏差", "clock skew"],
@@ -89,12 +95,26 @@ function renderSummary(s) {
       " " + t("last_test") + ": " + when(b.last_test))));
   document.getElementById("upstreams").replaceChildren(...s.upstreams.map((u) =>
     el("div", { class: u.link === "up" ? "good" : "bad" },
-      u.name + " (" + u.kind + "): " + t(u.link === "up" ? "link_up" : "link_down") + ", " + t("pending") + " " + u.pending)));
+      upstreamLabel(u) + ": " + t(u.link === "up" ? "link_up" : "link_down") + ", " + t("pending") + " " + u.pending)));
+}
+
+// Faults first: on a phone the dead cameras must not be at the bottom of a long scroll.
+const STATE_ORDER = { offline: 0, degraded: 1, unknown: 2, maintenance: 3, online: 4 };
+
+function byFaultFirst(a, b) {
+  // Array.prototype.sort is stable: config order is kept within a state.
+  return (STATE_ORDER[a.state] ?? 2) - (STATE_ORDER[b.state] ?? 2);
+}
+
+function upstreamLabel(u) {
+  // The configured name stays visible (it is what the config and logs say); the role says whose platform it is.
+  const role = WORDS["role_" + u.role] ? t("role_" + u.role) : t("role_other");
+  return role + " · " + u.name;
 }
 
 function renderCameras(cameras) {
   const grid = document.getElementById("cameras");
-  grid.replaceChildren(...cameras.map((c) => {
+  grid.replaceChildren(...[...cameras].sort(byFaultFirst).map((c) => {
     const thumb = el("div", { class: "thumb" });
     if (c.snapshot) {
       const img = el("img", { src: c.snapshot + (c.snapshot.includes("?") ? "&" : "?") + "t=" + Date.now(),
@@ -104,25 +124,31 @@ function renderCameras(cameras) {
     } else {
       thumb.append(t("no_picture"));
     }
-    const reasons = (c.reasons || []).map(t).join("、");
+    const reasons = (c.reasons || []).map(t).join(lang === "zh" ? "、" : ", ");
     const up = c.uptime || {};
     return el("article", { class: "cam " + c.state, "data-camera": c.id },
       thumb,
       el("div", { class: "body" },
         el("div", { class: "name" }, c.name + " ", el("span", { class: "badge " + c.state }, t(c.state))),
         el("div", { class: "reasons" }, reasons),
-        el("div", {}, t("uptime") + " 24h " + pct(up["24h"]) + " · 7d " + pct(up["7d"]) + " · 30d " + pct(up["30d"])),
+        el("div", { class: "uptime", title: t("uptime_help") }, t("uptime") + " 24h " + pct(up["24h"]) + " · 7d " + pct(up["7d"]) + " · 30d " + pct(up["30d"])),
         el("div", { class: "small" }, t("last_seen") + ": " + when(c.last_seen)),
       ));
   }));
 }
 
-function renderAlarms(alarms) {
+function renderAlarms(alarms, summary) {
+  const buttonNames = Object.fromEntries(((summary.buttons || {}).items || []).map((b) => [b.id, b.name]));
+  const upstreams = Object.fromEntries((summary.upstreams || []).map((u) => [u.name, u]));
   const body = document.querySelector("#alarms tbody");
-  body.replaceChildren(...alarms.map((a) => el("tr", {},
-    el("td", {}, when(a.at)), el("td", {}, a.button), el("td", {}, t(a.type)),
-    el("td", {}, (a.deliveries || []).map((d) => d.upstream + ": " + t(d.state)).join("; ")),
-    el("td", { class: "ack" }, a.acknowledged ? a.acknowledged.by + " · " + when(a.acknowledged.at) : t("not_acknowledged")))));
+  body.replaceChildren(...alarms.map((a) => el("tr", { class: "alarm " + a.type, "data-alarm": a.id },
+    el("td", { "data-label": t("col_time") }, when(a.at)),
+    el("td", { "data-label": t("col_button") }, buttonNames[a.button] || a.button),
+    el("td", { "data-label": t("col_type") }, el("span", { class: "kind " + a.type }, t(a.type))),
+    el("td", { "data-label": t("col_delivery") }, (a.deliveries || []).map((d) =>
+      (upstreams[d.upstream] ? upstreamLabel(upstreams[d.upstream]) : d.upstream) + ": " + t(d.state)).join("; ")),
+    el("td", { "data-label": t("col_ack"), class: "ack" },
+      a.acknowledged ? a.acknowledged.by + " · " + when(a.acknowledged.at) : t("not_acknowledged")))));
 }
 
 function renderHazards(hazards) {
@@ -160,7 +186,7 @@ function render() {
   if (!last) return;
   renderSummary(last.summary);
   renderCameras(last.cameras);
-  renderAlarms(last.alarms);
+  renderAlarms(last.alarms, last.summary);
   renderHazards(last.summary.hazards);
   document.getElementById("updated").textContent = when(Date.now() / 1000);
 }

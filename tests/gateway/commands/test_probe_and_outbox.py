@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -70,6 +73,56 @@ def test_probe_cli_exits_1_below_target_with_json(tmp_path: Path) -> None:
     assert report["networking_rate"] == 0.0
 
 
+def test_probe_draws_no_progress_bar_into_a_pipe_or_a_file(tmp_path: Path) -> None:
+    config = tmp_path / "school.yaml"
+    config.write_text(
+        'school: {id: "51040200001", name: 一小}\n'
+        f'cameras:\n  - {{id: dead, name: 坏的, onvif: "http://127.0.0.1:{free_port()}/onvif/device_service"}}\n',
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "probe", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "坏的" in result.stdout  # the table still comes
+    assert "probing [" not in result.stderr
+    assert "\r" not in result.stderr
+
+
+def test_probe_draws_its_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+    config = tmp_path / "school.yaml"
+    config.write_text(
+        'school: {id: "51040200001", name: 一小}\n'
+        f'cameras:\n  - {{id: dead, name: 坏的, onvif: "http://127.0.0.1:{free_port()}/onvif/device_service"}}\n',
+        encoding="utf-8",
+    )
+    controller, terminal = pty.openpty()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "gateway", "probe", "-c", str(config)],
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            timeout=60,
+            cwd=REPO,
+            check=False,
+        )
+        os.close(terminal)
+        drawn = b""
+        with contextlib.suppress(OSError):  # reading past the end of a closed terminal raises EIO
+            while chunk := os.read(controller, 4096):
+                drawn += chunk
+    finally:
+        os.close(controller)
+    assert result.returncode == 1
+    assert b"probing [" in drawn
+    assert b"1/1" in drawn
+
+
 def test_outbox_report_counts_pending_and_delivered(tmp_path: Path) -> None:
     path = tmp_path / "gw.db"
     assert "no database yet" in outbox_report(path)
@@ -81,6 +134,12 @@ def test_outbox_report_counts_pending_and_delivered(tmp_path: Path) -> None:
     outbox.mark_failed("education", 1, 4, 0.0, "HTTP 503")
     outbox.close()
     report = outbox_report(path)
-    assert "police          delivered          3" in report
-    assert "education       pending            3" in report
-    assert "HTTP 503" in report
+    lines = report.splitlines()
+    # Chinese first in the headers and the states, as on the page.
+    headers = "上级平台 upstream|状态 state|事件 events|最早 oldest|尝试 attempts|最近错误 last error"
+    assert [h.strip() for h in lines[0].split("  ") if h.strip()] == headers.split("|")
+    delivered = next(line for line in lines if line.startswith("police "))
+    assert delivered.split() == ["police", "已送达", "delivered", "3", "1"]
+    pending = next(line for line in lines if line.startswith("education "))
+    assert pending.split()[:4] == ["education", "待送", "pending", "3"]
+    assert pending.endswith("HTTP 503")

@@ -3,6 +3,7 @@ simulated cameras: the right numbers, the language switch, and an update when a 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from collections.abc import AsyncIterator
@@ -14,13 +15,18 @@ from playwright.async_api import Browser, async_playwright
 
 from gateway.app import STATUS, create_app
 from gateway.domain.config import parse_config
+from simulators.broker import MosquittoBroker
+from simulators.buttons import SimulatedButton
 from simulators.onvif_camera import CameraFarm
 from simulators.rtsp import RtspServer
+from tests.fixtures.mosquitto import broker
 from tests.fixtures.paths import REPO
+from tests.fixtures.platform import PLATFORM_SECRET, platform
 from tests.fixtures.rtsp import rtsp_server
 from tests.fixtures.waiting import eventually
 
-__all__ = ["rtsp_server"]
+__all__ = ["broker", "platform", "rtsp_server"]
+SCHOOL = "51040200001"
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 HAVE_CHROMIUM = Path(CHROMIUM).exists()
@@ -98,4 +104,83 @@ async def test_status_page_shows_the_school_switches_language_and_follows_a_came
             ARTIFACTS.mkdir(exist_ok=True)
             await page.screenshot(path=str(ARTIFACTS / "status-page.png"), full_page=True)
         finally:
+            await server.close()
+
+
+async def test_on_a_phone_faults_come_first_and_alarms_read_as_names_with_panic_apart_from_test(
+    browser: Browser, rtsp_server: RtspServer, tmp_path: Path, broker: MosquittoBroker, platform: tuple[object, str]
+) -> None:
+    _receiver, url = platform
+    async with CameraFarm(4) as farm:
+        names = ["南门校门口", "操场", "食堂", "东侧围墙"]
+        cameras = [
+            {
+                "id": c.id,
+                "name": name,
+                "area": "entrance",
+                "onvif": c.url,
+                "username": "admin",
+                "password": "admin123",
+                "rtsp": rtsp_server.url("moving"),
+            }
+            for c, name in zip(farm.cameras, names, strict=True)
+        ]
+        await farm.set_down(farm.cameras[3], True)  # the last in config order: it must come first on the page
+        document = {
+            "school": {"id": SCHOOL, "name": "攀枝花市第一小学", "students": 300, "guards": 2},
+            "storage": {"path": str(tmp_path / "gw.db")},
+            "mqtt": {"url": broker.url, "client_id": f"gw-{tmp_path.name}"},
+            "polling": {"interval": "1s", "timeout": "1s", "offline_after": 1},
+            "patrol": {"interval": "1h", "open_timeout": "1s"},
+            "cameras": cameras,
+            "buttons": [{"id": "guard-room", "name": "门卫室一键报警", "cameras": []}],
+            "upstreams": [{"name": "police", "kind": "http", "url": url, "secret": PLATFORM_SECRET}],
+        }
+        server = TestServer(create_app(parse_config(json.dumps(document), env={})), host="127.0.0.1")
+        await server.start_server()
+        button = SimulatedButton("guard-room", broker.port, school_id=SCHOOL)
+        try:
+            status = server.app[STATUS]
+            await eventually(lambda: status.summary()["cameras"]["offline"] == 1, timeout=20, what="camera down")
+            await asyncio.to_thread(button.connect)
+            for kind in ("test", "panic"):
+                event_id = button.press(kind)
+                assert await asyncio.to_thread(button.wait_for_ack, event_id, "delivered")
+
+            page = await browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2)
+            await page.goto(str(server.make_url("/")))
+            await page.wait_for_selector("#alarms tr.alarm.panic", timeout=15000)
+            await page.wait_for_selector("article.cam.offline", timeout=15000)
+            first = page.locator("article.cam").first
+            assert await first.get_attribute("data-camera") == farm.cameras[3].id
+            assert "东侧围墙" in await first.inner_text()
+
+            panic, test = page.locator("#alarms tr.alarm.panic"), page.locator("#alarms tr.alarm.test")
+            assert await panic.count() == 1
+            assert await test.count() == 1
+            assert "门卫室一键报警" in await panic.inner_text()
+            assert "guard-room" not in await page.inner_text("#alarms")
+            assert "公安平台" in await panic.inner_text()
+            assert "公安平台" in await page.inner_text("#upstreams")
+            # Distinct at a glance: the two type labels are painted differently.
+            colours = [
+                await row.locator(".kind").evaluate("e => getComputedStyle(e).backgroundColor") for row in (panic, test)
+            ]
+            assert colours[0] != colours[1]
+            # Narrow screen: the button's name stays on one line (it broke one character per line).
+            name_cell = panic.locator("td").nth(1)
+            box = await name_cell.bounding_box()
+            assert box is not None
+            line_height = await name_cell.evaluate("e => parseFloat(getComputedStyle(e).fontSize) * 2")
+            assert box["height"] < line_height, box
+            assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+
+            assert "在线率" in (await page.locator(".uptime").first.get_attribute("title") or "")
+            ARTIFACTS.mkdir(exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / "status-page-phone.png"), full_page=True)
+
+            await page.click("#lang")
+            assert "police platform" in await page.inner_text("#upstreams")
+        finally:
+            await asyncio.to_thread(button.disconnect)
             await server.close()

@@ -55,6 +55,7 @@ class FixedSource:
                     "id": "gate-1",
                     "name": "校门口",
                     "state": "online",
+                    "usable": True,
                     "rtt_ms": 1.5,
                     "clock_skew_s": 0.2,
                     "uptime": {"24h": 0.99, "7d": None},

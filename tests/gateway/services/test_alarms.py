@@ -6,6 +6,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import logging
 import signal
 import sys
 import time
@@ -84,8 +85,9 @@ def connect(button: SimulatedButton) -> SimulatedButton:
 
 
 async def test_a_press_reaches_the_platform_signed_and_the_button_hears_delivered(
-    tmp_path: Path, broker: MosquittoBroker, platform: tuple[PlatformReceiver, str]
+    tmp_path: Path, broker: MosquittoBroker, platform: tuple[PlatformReceiver, str], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)
     receiver, url = platform
     config = school_config(
         tmp_path, broker, [police(url)], [{"id": "guard-room", "name": "门卫室一键报警", "location": "南门"}]
@@ -107,6 +109,17 @@ async def test_a_press_reaches_the_platform_signed_and_the_button_hears_delivere
         assert await asyncio.to_thread(button.wait_for_ack, event_id, "received")
         assert await asyncio.to_thread(button.wait_for_ack, event_id, "delivered")
         button.disconnect()
+    # The console shows the alarm once as it arrives and once as each platform takes it, with its latency.
+    lines = [r.getMessage() for r in caplog.records]
+    received = [line for line in lines if "alarm received" in line]
+    assert received == [f"guard-room: panic alarm received from 门卫室一键报警, button event {event_id}"]
+    # (The button's goodbye may be delivered too before the gateway stops: it is another event.)
+    delivered = [line for line in lines if " delivered in " in line and "alarm.panic" in line]
+    assert len(delivered) == 1, lines
+    assert delivered[0].startswith("police: cn.huxiao.alarm.panic from guard-room delivered in ")
+    assert delivered[0].endswith(" ms (attempt 1)")
+    # A clean stop is not a fault: nothing at WARNING or above on the way out (nor on the way in).
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 async def test_the_same_press_twice_is_one_alarm(
@@ -197,6 +210,33 @@ async def test_button_will_and_heartbeat_timeout_become_offline_events(
         quiet.heartbeat()
         await receiver.wait_for(1, timeout=10, kind="cn.huxiao.button.online")
         quiet.disconnect()
+
+
+async def test_a_restart_does_not_replay_a_button_status_already_reported(
+    tmp_path: Path, broker: MosquittoBroker, platform: tuple[PlatformReceiver, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="gateway.services.button_supervision")
+    receiver, url = platform
+    config = school_config(tmp_path, broker, [police(url)], [{"id": "guard-room", "name": "门卫室一键报警"}])
+    async with running(config) as server:
+        button = await asyncio.to_thread(connect, SimulatedButton("guard-room", broker.port, school_id=SCHOOL))
+        await eventually(lambda: server.app[ALARMS].buttons["guard-room"].online is True, what="button online")
+        button.disconnect()  # says "offline" itself (retained): the police hear it once
+        await receiver.wait_for(1, kind="cn.huxiao.button.offline")
+    caplog.clear()
+
+    # The same gateway again: the broker hands its session the retained "offline" once more.
+    async with running(config):
+        # The broker sends the retained status before anything the button publishes later, in order.
+        button = await asyncio.to_thread(connect, SimulatedButton("guard-room", broker.port, school_id=SCHOOL))
+        await receiver.wait_for(1, kind="cn.huxiao.button.online")
+        button.disconnect()
+        await receiver.wait_for(2, kind="cn.huxiao.button.offline")
+    offline_events = [e for e in receiver.events if e.type == "cn.huxiao.button.offline"]
+    assert len(offline_events) == 2  # one per real goodbye, none for the replay
+    lines = [r.getMessage() for r in caplog.records if ": button " in r.getMessage()]
+    # Not "online (message)" for an offline status, not the replayed offline: only the changes that happened.
+    assert lines == ["guard-room: button online (status)", "guard-room: button offline (will)"]
 
 
 @pytest.mark.parametrize("profile", ["plain", "zigbee2mqtt", "shelly", "tasmota"])

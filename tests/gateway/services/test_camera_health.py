@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 
@@ -12,7 +13,7 @@ import pytest
 from gateway.domain.camera import CameraState
 from gateway.domain.config import CameraConfig, PollingConfig
 from gateway.services.camera_health import CameraHealth, CameraRuntime
-from monitoring.camera_state import Transition
+from monitoring.camera_state import Observation, Transition
 from simulators.onvif_camera import CameraFarm
 from simulators.rtsp import RtspServer
 
@@ -159,3 +160,20 @@ async def test_maintenance_stops_polling_and_is_a_transition(farm: CameraFarm, h
     assert camera.requests == before
     assert health.cameras[camera.id].machine.state is CameraState.MAINTENANCE
     assert transitions[0].new is CameraState.MAINTENANCE
+
+
+async def test_a_change_of_reasons_within_one_state_is_logged_as_such(
+    farm: CameraFarm, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="gateway.services.camera_health")
+    health, _seen = health_of(farm, http)
+    runtime = health.cameras["cam-001"]
+    now = time.time()
+    health.apply(runtime, Observation(now, reachable=True, reasons=frozenset({"clock_skew"})))
+    health.apply(runtime, Observation(now + 1, reachable=True, reasons=frozenset({"picture:too_dark"})))
+    health.apply(runtime, Observation(now + 2, reachable=True, reasons=frozenset({"picture:too_dark"})))
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "cam-001: unknown -> degraded clock_skew",
+        "cam-001: still degraded, reasons now picture:too_dark (were clock_skew)",
+    ]
