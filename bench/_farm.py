@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -46,6 +47,19 @@ def start_farm(count: int, rtsp_base: str = NO_STREAMS) -> tuple[subprocess.Pope
         proc.kill()
         raise SystemExit("the camera farm did not start")
     return proc, [int(p) for p in proc.stdout.readline().split()[1].split(",")]
+
+
+def cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds a process has used so far (0 when it is gone): to see which side of a round
+    the time goes to, the gateway's or the simulated cameras'."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # Fields 14 and 15 of proc(5), utime and stime, counted from after the command name.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def device_url(port: int) -> str:

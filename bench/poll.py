@@ -20,7 +20,7 @@ import statistics
 import time
 
 import aiohttp
-from _farm import DEFAULT_CONCURRENCY, device_url, floor_round, start_farm, zeep_baseline
+from _farm import DEFAULT_CONCURRENCY, cpu_s, device_url, floor_round, start_farm, zeep_baseline
 from _memory import rss_mb
 
 from adapters.onvif.client import MediaInfo
@@ -58,16 +58,20 @@ async def main() -> None:
         async with aiohttp.ClientSession(connector=connector) as session:
             rss_before = rss_mb()
             health = CameraHealth(cameras, polling, session)
-            started, cpu_started = time.perf_counter(), time.process_time()
+            others = (farm.pid, streams.pid)
+            started, cpu_started, others_started = time.perf_counter(), time.process_time(), [cpu_s(p) for p in others]
             await health.round()
             cold_s, cold_cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
+            cold_others = [cpu_s(p) - before for p, before in zip(others, others_started, strict=True)]
             online = sum(1 for r in health.cameras.values() if r.machine.state is CameraState.ONLINE)
             warm, warm_cpu = [], []
+            others_started = [cpu_s(p) for p in others]
             for _ in range(args.rounds):
                 started, cpu_started = time.perf_counter(), time.process_time()
                 await health.round()
                 warm.append(time.perf_counter() - started)
                 warm_cpu.append(time.process_time() - cpu_started)
+            warm_others = [(cpu_s(p) - before) / args.rounds for p, before in zip(others, others_started, strict=True)]
             rss_after = rss_mb()
         warm_s = statistics.median(warm)
         # The ONVIF part alone, to compare like with like against the floor and onvif-zeep (no RTSP there). Its
@@ -108,6 +112,12 @@ async def main() -> None:
         f"{'warm round, ONVIF part only: probe + auth (median)':58}{onvif_warm_s:10.2f}{onvif_warm_s * 1000 / n:11.3f}"
     )
     print(f"{'raw-aiohttp floor: 2 fixed POSTs, no parsing (median)':58}{floor_s:10.2f}{floor_s * 1000 / n:11.3f}")
+    print(
+        "CPU ms per camera, cold / warm round: gateway "
+        f"{cold_cpu_s * 1000 / n:.2f} / {warm_cpu_s * 1000 / n:.2f}, camera farm "
+        f"{cold_others[0] * 1000 / n:.2f} / {warm_others[0] * 1000 / n:.2f}, RTSP server "
+        f"{cold_others[1] * 1000 / n:.2f} / {warm_others[1] * 1000 / n:.2f}"
+    )
     print(f"\nwarm ONVIF round / raw floor: {onvif_warm_s / floor_s:.2f}× (target ≤ 1.5×)")
     print("warm rounds s: " + " ".join(f"{x:.2f}" for x in warm))
     pairs = zip(onvif_rounds, floor_rounds, strict=True)
