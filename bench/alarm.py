@@ -288,7 +288,7 @@ def main() -> None:
         f"\nalarm latency, button publish → platform receipt (ms); {args.buttons} buttons; loopback; "
         f"{os.cpu_count()} cores; broker tuned = set_tcp_nodelay true, stock = Mosquitto's default"
     )
-    print(f"{'':54}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}{'n':>7}")
+    print(f"{'':54}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}{'n':>7}")
     for name, got in results.items():
         table = [
             (f"{name}: floor, broker → bare subscriber, single", got.floor_singles),
@@ -298,7 +298,8 @@ def main() -> None:
         ]
         for label, samples in table:
             p50, p95, p99 = percentiles(samples)
-            print(f"{label:54}{p50:8.2f}{p95:8.2f}{p99:8.2f}{max(samples, default=float('nan')):8.2f}{len(samples):7d}")
+            worst = max(samples, default=float("nan"))
+            print(f"{label:54}{p50:9.2f}{p95:9.2f}{p99:9.2f}{worst:9.2f}{len(samples):7d}")
     print()
     for name, got in results.items():
         p50, _p95, p99 = percentiles(got.gw_singles)
