@@ -239,10 +239,19 @@ async def _describe_known(
     headers = {"Accept": "application/sdp", **_remembered_auth(memo, uri, username, password)}
     reply = await session.request("DESCRIBE", uri, headers)
     if reply.status == 401 and username:
-        # The nonce went stale (many cameras issue one per connection): answer the new challenge, once.
+        kept = memo.challenge
+        fresh = next(filter(None, map(parse_challenge, reply.headers.get("www-authenticate", []))), None)
+        if kept is not None and fresh is not None and fresh.nonce == kept.nonce and not fresh.stale:
+            # The same nonce refused: the password is wrong. Asking again would only add a failed login, and
+            # cameras lock accounts after a few of those.
+            raise AuthFailed(session.camera_id, "RTSP credentials refused")
+        # The nonce went stale (many cameras issue one per connection) or the stream now wants credentials:
+        # answer the new challenge, once; refused again, the credentials are wrong.
         header = _auth_header(reply, "DESCRIBE", uri, username, password or "", memo)
         if header is not None:
             reply = await session.request("DESCRIBE", uri, {"Accept": "application/sdp", "Authorization": header})
+            if reply.status == 401:
+                raise AuthFailed(session.camera_id, "RTSP credentials refused")
     if reply.status == 503:
         await asyncio.sleep(BUSY_RETRY_S)  # as in the full exchange: a camera at its client limit, asked once more
         reply = await session.request(

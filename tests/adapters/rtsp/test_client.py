@@ -184,8 +184,11 @@ async def test_a_busy_camera_is_asked_once_more(fake_camera: Callable[[Handler],
     assert (info.codec, info.width, describes) == ("H264", 640, 2)
 
 
-def _digest_camera(sdp: bytes, methods: list[bytes], *, nonce_per_connection: bool) -> Handler:
-    """A camera behind RTSP digest that records each request's method (and whether it carried credentials)."""
+def _digest_camera(
+    sdp: bytes, methods: list[bytes], *, nonce_per_connection: bool, password_changed: list[bool] | None = None
+) -> Handler:
+    """A camera behind RTSP digest that records each request's method (and whether it carried credentials); once
+    `password_changed[0]` is set it refuses every credential."""
     connections = 0
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -196,7 +199,7 @@ def _digest_camera(sdp: bytes, methods: list[bytes], *, nonce_per_connection: bo
             while head := await reader.readuntil(b"\r\n\r\n"):
                 cseq = next(line for line in head.split(b"\r\n") if line.startswith(b"CSeq"))
                 method = head.split(b" ", 1)[0]
-                authorized = f'nonce="{nonce}"'.encode() in head
+                authorized = f'nonce="{nonce}"'.encode() in head and not (password_changed and password_changed[0])
                 methods.append(method + (b"+auth" if b"Authorization:" in head else b""))
                 if method == b"OPTIONS":
                     writer.write(b"RTSP/1.0 200 OK\r\n" + cseq + b"\r\nPublic: OPTIONS, DESCRIBE\r\n\r\n")
@@ -239,3 +242,21 @@ async def test_a_warm_probe_against_the_real_digest_server_succeeds_and_still_ca
     assert memo.known
     with pytest.raises(AuthFailed):
         await probe_stream("cam", url, "admin", "wr0ng-pass", 10.0, memo)
+
+
+async def test_a_changed_password_on_a_warm_probe_costs_one_failed_login(
+    fake_camera: Callable[[Handler], Awaitable[str]],
+) -> None:
+    methods: list[bytes] = []
+    changed = [False]
+    camera = _digest_camera(CAPTURED_SDP.read_bytes(), methods, nonce_per_connection=False, password_changed=changed)
+    url = await fake_camera(camera)
+    memo = StreamMemo()
+    await probe_stream("gate-1", url, "admin", "pw", 2.0, memo)
+    methods.clear()
+    changed[0] = True
+    with pytest.raises(AuthFailed) as caught:
+        await probe_stream("gate-1", url, "admin", "pw", 2.0, memo)
+    assert caught.value.device == "gate-1"
+    # Cameras lock an account after a few failed logins: the refused nonce is not tried again.
+    assert methods == [b"DESCRIBE+auth"]
