@@ -17,21 +17,13 @@ import json
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
+from _memory import rss_mb
 from onvif import ONVIFCamera
 
 # A thread per in-flight call is how a sync client gets concurrency; more threads only add GIL contention.
 DEFAULT_THREADS = 32
-
-
-def rss_mb() -> float:
-    """Resident memory now (not the peak: the difference before/after building is what the clients hold)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def main() -> None:

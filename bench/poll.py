@@ -16,101 +16,36 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import resource
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import aiohttp
+from _farm import DEFAULT_CONCURRENCY, cpu_s, device_url, floor_round, start_farm, zeep_baseline
+from _memory import rss_mb
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from adapters.onvif import soap as onvif_soap  # noqa: E402
-from adapters.onvif.client import MediaInfo  # noqa: E402
-from gateway.domain.camera import CameraState  # noqa: E402
-from gateway.domain.config import CameraConfig, PollingConfig  # noqa: E402
-from gateway.services.camera_health import CameraHealth  # noqa: E402
-from simulators.onvif_camera import _raise_file_limit  # noqa: E402
-from simulators.rtsp import PATTERNS, RtspServer  # noqa: E402
-
-ZEEP_VENV = REPO / "bench" / ".venv-zeep"
+from adapters.onvif.client import MediaInfo
+from gateway.domain.camera import CameraState
+from gateway.domain.config import CameraConfig, PollingConfig
+from gateway.services.camera_health import CameraHealth
+from simulators.onvif_camera import _raise_file_limit
+from simulators.rtsp import PATTERNS, RtspServer
 
 
-def rss_mb() -> float:
-    """Current resident memory of this process (from /proc: the peak would hide what one round adds)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def start_farm(count: int, rtsp_base: str) -> tuple[subprocess.Popen[str], list[int]]:
-    """The cameras in a process of their own, on free ports it reports back."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "simulators.onvif_camera", "--count", str(count), "--rtsp-base", rtsp_base],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("READY"):
-        raise SystemExit("the camera farm did not start")
-    return proc, [int(p) for p in proc.stdout.readline().split()[1].split(",")]
-
-
-async def raw_floor(ports: list[int], session: aiohttp.ClientSession) -> float:
-    """Two POSTs per camera with fixed bodies, no parsing: the least an HTTP round can cost here."""
-    body = onvif_soap.SYSTEM_DATE_AND_TIME
-    limit = asyncio.Semaphore(256)
-
-    async def one(port: int) -> None:
-        url = f"http://127.0.0.1:{port}/onvif/device_service"
-        async with limit:
-            for _ in range(2):
-                async with session.post(url, data=body, headers={"Content-Type": onvif_soap.SOAP_CONTENT_TYPE}) as r:
-                    await r.read()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(one(p) for p in ports))
-    return time.perf_counter() - started
-
-
-def zeep_baseline(ports: list[int]) -> dict[str, float] | None:
-    if not (ZEEP_VENV / "bin" / "python").exists():
-        print(f"making {ZEEP_VENV} for the onvif-zeep baseline (once)...", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", str(ZEEP_VENV)], check=True)
-        installed = subprocess.run([str(ZEEP_VENV / "bin" / "pip"), "install", "-q", "onvif-zeep"], check=False)
-        if installed.returncode != 0:
-            return None
-    result = subprocess.run(
-        [
-            str(ZEEP_VENV / "bin" / "python"),
-            str(REPO / "bench" / "_zeep_baseline.py"),
-            "--ports",
-            ",".join(str(p) for p in ports),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=900,
-    )
-    if result.returncode != 0:
-        print(result.stderr[-2000:], file=sys.stderr)
-        return None
-    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
-
-
-async def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cameras", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--zeep-sample", type=int, default=50, help="cameras polled by the onvif-zeep baseline")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--loop",
+        choices=["asyncio", "uvloop"],
+        default="asyncio",
+        help="event loop for the gateway's side (uvloop: pip install uvloop; the gateway runs asyncio's)",
+    )
+    return parser.parse_args()
+
+
+async def main(args: argparse.Namespace) -> None:
     _raise_file_limit()
     streams = RtspServer()
     streams.start()
@@ -120,7 +55,7 @@ async def main() -> None:
             CameraConfig(
                 id=f"cam-{i:04d}",
                 name=f"cam {i}",
-                onvif=f"http://127.0.0.1:{port}/onvif/device_service",
+                onvif=device_url(port),
                 username="admin",
                 password="admin123",
                 rtsp=streams.url(PATTERNS[0]),
@@ -130,33 +65,46 @@ async def main() -> None:
         polling = PollingConfig(interval=30.0, timeout=5.0, offline_after=3)
         connector = aiohttp.TCPConnector(limit=512, limit_per_host=0)
         async with aiohttp.ClientSession(connector=connector) as session:
-            floor_s = statistics.median([await raw_floor(ports, session) for _ in range(3)])
             rss_before = rss_mb()
             health = CameraHealth(cameras, polling, session)
-            started = time.perf_counter()
+            others = (farm.pid, streams.pid)
+            started, cpu_started, others_started = time.perf_counter(), time.process_time(), [cpu_s(p) for p in others]
             await health.round()
-            cold_s = time.perf_counter() - started
+            cold_s, cold_cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
+            cold_others = [cpu_s(p) - before for p, before in zip(others, others_started, strict=True)]
             online = sum(1 for r in health.cameras.values() if r.machine.state is CameraState.ONLINE)
-            warm = []
+            warm, warm_cpu = [], []
+            others_started = [cpu_s(p) for p in others]
             for _ in range(args.rounds):
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
                 await health.round()
                 warm.append(time.perf_counter() - started)
+                warm_cpu.append(time.process_time() - cpu_started)
+            warm_others = [(cpu_s(p) - before) / args.rounds for p, before in zip(others, others_started, strict=True)]
             rss_after = rss_mb()
         warm_s = statistics.median(warm)
-        # The ONVIF part alone, to compare like with like against the floor and onvif-zeep (no RTSP there).
-        onvif_rounds = []
+        # The ONVIF part alone, to compare like with like against the floor and onvif-zeep (no RTSP there). Its
+        # warm rounds alternate with the floor's on one session, so both see the same machine load and connections.
+        onvif_rounds, floor_rounds = [], []
+        urls = [device_url(port) for port in ports]
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=512, limit_per_host=0)) as session:
             only = CameraHealth([c.model_copy(update={"rtsp": None}) for c in cameras], polling, session)
             await only.round()  # first contact
+            await floor_round(session, urls, DEFAULT_CONCURRENCY)  # the floor's first round opens no connections
             for runtime in only.cameras.values():
                 # Media known (the farm runs without streams): a warm round is then the probe and the auth call.
                 runtime.media = MediaInfo((), None, None, runtime.config.onvif or "")
+            onvif_cpu, floor_cpu = [], []
             for _ in range(args.rounds):
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
                 await only.round()
                 onvif_rounds.append(time.perf_counter() - started)
+                onvif_cpu.append(time.process_time() - cpu_started)
+                cpu_started = time.process_time()
+                floor_rounds.append(await floor_round(session, urls, DEFAULT_CONCURRENCY))
+                floor_cpu.append(time.process_time() - cpu_started)
         onvif_warm_s = statistics.median(onvif_rounds)
+        floor_s = statistics.median(floor_rounds)
     finally:
         streams.stop()
         zeep = zeep_baseline(ports[: min(args.zeep_sample, args.cameras)])
@@ -164,15 +112,36 @@ async def main() -> None:
         farm.wait()
 
     n = args.cameras
-    print(f"\ncamera health round, {n} simulated cameras, 2 cores, loopback ({online}/{n} online after the cold round)")
-    print(f"{'':58}{'round s':>10}{'ms/camera':>11}")
-    print(f"{'cold round: probe + auth + media discovery + RTSP DESCRIBE':58}{cold_s:10.2f}{cold_s * 1000 / n:11.3f}")
-    print(f"{'warm round: probe + auth + RTSP DESCRIBE (median)':58}{warm_s:10.2f}{warm_s * 1000 / n:11.3f}")
+    print(
+        f"\ncamera health round, {n} simulated cameras, 2 cores, loopback, {args.loop} event loop "
+        f"({online}/{n} online after the cold round)"
+    )
+    # CPU: this process's own time (the gateway's side), which other engineers' load on the machine inflates less
+    # than the wall clock.
+    warm_cpu_s = statistics.median(warm_cpu)
+    print(f"{'':58}{'round s':>10}{'ms/camera':>11}{'CPU ms/camera':>15}")
+    cold_label = "cold round: probe + auth + media discovery + RTSP DESCRIBE"
+    print(f"{cold_label:58}{cold_s:10.2f}{cold_s * 1000 / n:11.3f}{cold_cpu_s * 1000 / n:15.3f}")
+    warm_label = "warm round: probe + auth + RTSP DESCRIBE (median)"
+    print(f"{warm_label:58}{warm_s:10.2f}{warm_s * 1000 / n:11.3f}{warm_cpu_s * 1000 / n:15.3f}")
     print(
         f"{'warm round, ONVIF part only: probe + auth (median)':58}{onvif_warm_s:10.2f}{onvif_warm_s * 1000 / n:11.3f}"
     )
     print(f"{'raw-aiohttp floor: 2 fixed POSTs, no parsing (median)':58}{floor_s:10.2f}{floor_s * 1000 / n:11.3f}")
-    print(f"\nwarm ONVIF round / raw floor: {onvif_warm_s / floor_s:.2f}× (target ≤ 1.5×)")
+    print(
+        "CPU ms per camera, cold / warm round: gateway "
+        f"{cold_cpu_s * 1000 / n:.2f} / {warm_cpu_s * 1000 / n:.2f}, camera farm "
+        f"{cold_others[0] * 1000 / n:.2f} / {warm_others[0] * 1000 / n:.2f}, RTSP server "
+        f"{cold_others[1] * 1000 / n:.2f} / {warm_others[1] * 1000 / n:.2f}"
+    )
+    cpu_ratio = statistics.median(onvif_cpu) / max(statistics.median(floor_cpu), 1e-9)
+    print(
+        f"\nwarm ONVIF round / raw floor: {onvif_warm_s / floor_s:.2f}× wall clock, {cpu_ratio:.2f}× this process's "
+        "CPU (target ≤ 1.5×)"
+    )
+    print("warm rounds s: " + " ".join(f"{x:.2f}" for x in warm))
+    pairs = zip(onvif_rounds, floor_rounds, strict=True)
+    print("ONVIF-only / floor rounds s: " + " ".join(f"{ours:.2f}/{raw:.2f}" for ours, raw in pairs))
     print(f"memory: {(rss_after - rss_before) * 1024 / n:.1f} KB resident per camera beyond the base (target ≤ 30 KB)")
     onvif_ms = onvif_warm_s * 1000 / n
     if zeep:
@@ -189,5 +158,17 @@ async def main() -> None:
     print(f"target: {n} cameras ≤ 5 s (aim ≤ 2 s) per round on 2 cores")
 
 
+def run(args: argparse.Namespace) -> None:
+    if args.loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            raise SystemExit("--loop uvloop needs uvloop: .venv/bin/pip install uvloop") from None
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(main(args))
+    else:
+        asyncio.run(main(args))
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(parse_args())

@@ -20,34 +20,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import resource
 import statistics
-import subprocess
-import sys
-import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import aiohttp
+from _farm import DEFAULT_CONCURRENCY, device_url, floor_round, start_farm, timed_round, zeep_baseline
+from _memory import peak_rss_mb, rss_mb
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from adapters.onvif import client as onvif
+from gateway.domain.errors import DeviceError
 
-from adapters.onvif import client as onvif  # noqa: E402
-from adapters.onvif import soap as onvif_soap  # noqa: E402
-from gateway.domain.errors import DeviceError  # noqa: E402
-
-ZEEP_VENV = REPO / "bench" / ".venv-zeep"
 USERNAME, PASSWORD = "admin", "admin123"
-# Requests in flight at once: enough to keep both cores busy, few enough that no camera waits behind a queue
-# long enough to hit its timeout. The connector allows the same number of connections.
-DEFAULT_CONCURRENCY = 256
 TIMEOUT_S = 5.0
-# Starting 1,000 cameras takes well under a second; a loaded machine gets a generous bound.
-FARM_START_TIMEOUT_S = 60.0
 
 
 @dataclass(slots=True)
@@ -58,56 +43,6 @@ class Polled:
     url: str
     skew_s: float = 0.0
     memo: onvif.AuthMemo | None = None
-
-
-def rss_mb() -> float:
-    """Resident memory now, from /proc (the peak would hide what the rounds added)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def start_farm(count: int) -> tuple[subprocess.Popen[str], list[int]]:
-    """The cameras in a process of their own, on free ports it reports back."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "simulators.onvif_camera",
-            "--count",
-            str(count),
-            "--rtsp-base",
-            "rtsp://127.0.0.1:8554",
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("READY"):
-        proc.kill()
-        raise SystemExit("the camera farm did not start")
-    return proc, [int(p) for p in proc.stdout.readline().split()[1].split(",")]
-
-
-async def timed_round(cameras: list[Polled], one: Callable[[Polled], Awaitable[None]], concurrency: int) -> float:
-    limit = asyncio.Semaphore(concurrency)
-
-    async def bounded(camera: Polled) -> None:
-        async with limit:
-            await one(camera)
-
-    started = time.perf_counter()
-    async with asyncio.TaskGroup() as group:
-        for camera in cameras:
-            group.create_task(bounded(camera))
-    return time.perf_counter() - started
 
 
 async def main() -> None:
@@ -121,7 +56,7 @@ async def main() -> None:
     n = args.cameras
     farm, ports = start_farm(n)
     try:
-        cameras = [Polled(f"cam-{i:04d}", f"http://127.0.0.1:{p}/onvif/device_service") for i, p in enumerate(ports)]
+        cameras = [Polled(f"cam-{i:04d}", device_url(p)) for i, p in enumerate(ports)]
         rss_base = rss_mb()
         errors: Counter[str] = Counter()
 
@@ -149,24 +84,17 @@ async def main() -> None:
             except DeviceError as exc:
                 errors[type(exc).__name__] += 1
 
-        body = onvif_soap.SYSTEM_DATE_AND_TIME
-        headers = {"Content-Type": onvif_soap.SOAP_CONTENT_TYPE}
-
-        async def floor(camera: Polled) -> None:
-            for _ in range(2):
-                async with session.post(camera.url, data=body, headers=headers) as response:
-                    await response.read()
-
         # Keep-alive longer than a round so warm rounds reuse each camera's connection, as the gateway does.
         connector = aiohttp.TCPConnector(limit=args.concurrency, limit_per_host=0, keepalive_timeout=120)
         async with aiohttp.ClientSession(connector=connector) as session:
             cold_s = await timed_round(cameras, cold, args.concurrency)
             cold_errors = sum(errors.values())
             warm_s, floor_s = [], []
-            await timed_round(cameras, floor, args.concurrency)  # opens the floor's connections: no cold start
+            urls = [camera.url for camera in cameras]
+            await floor_round(session, urls, args.concurrency)  # opens the floor's connections: no cold start
             for _ in range(args.rounds):
                 warm_s.append(await timed_round(cameras, warm, args.concurrency))
-                floor_s.append(await timed_round(cameras, floor, args.concurrency))
+                floor_s.append(await floor_round(session, urls, args.concurrency))
             rss_after = rss_mb()
         zeep = None if args.no_zeep else zeep_baseline(ports[: min(args.zeep_sample, n)])
     finally:
@@ -210,30 +138,6 @@ async def main() -> None:
         ("resident memory per camera, KB", ours_kb, zeep_kb, "  (target ≤ 30 KB)"),
     ]:
         print(f"{label:44}{ours:10.3f}{theirs:12.2f}{theirs / max(ours, 0.001):10.0f}×{note}")
-
-
-def zeep_baseline(ports: list[int]) -> dict[str, float] | None:
-    """Run bench/_zeep_baseline.py in its own venv (made here on first use) against the same cameras."""
-    python = ZEEP_VENV / "bin" / "python"
-    if not python.exists():
-        print(f"making {ZEEP_VENV} for the onvif-zeep baseline (once)...", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", str(ZEEP_VENV)], check=True)
-    check = subprocess.run([str(python), "-c", "import onvif, zeep"], capture_output=True, check=False)
-    if check.returncode != 0:
-        installed = subprocess.run([str(python), "-m", "pip", "install", "-q", "onvif-zeep"], check=False)
-        if installed.returncode != 0:
-            return None
-    result = subprocess.run(
-        [str(python), str(REPO / "bench" / "_zeep_baseline.py"), "--ports", ",".join(str(p) for p in ports)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=900,
-    )
-    if result.returncode != 0:
-        print(result.stderr[-2000:], file=sys.stderr)
-        return None
-    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
 if __name__ == "__main__":

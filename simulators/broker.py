@@ -1,7 +1,8 @@
 """A real Mosquitto broker on a 127.0.0.1 port, for tests, the demo and benchmarks.
 
 Persistence is on, so a broker restarted with SIGTERM keeps the queued QoS 1 messages of persistent sessions, as a
-school's broker does across a power cycle.
+school's broker does across a power cycle. `tcp_nodelay=False` leaves Mosquitto's stock setting (Nagle's algorithm on
+its side), as on a school's existing broker that is not ours to tune.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class MosquittoBroker:
         extra: list[str] | None = None,
         config: str | None = None,
         tls: bool = False,
+        tcp_nodelay: bool = True,
     ) -> None:
         """`config`: a whole mosquitto.conf to run instead of the open test broker (its listener on `port`);
         `extra`: more lines for the open one (an acl_file, a password_file)."""
@@ -51,6 +53,7 @@ class MosquittoBroker:
         self.extra = list(extra or [])
         self._config = config
         self._tls = tls
+        self.tcp_nodelay = tcp_nodelay
         self._proc: subprocess.Popen[bytes] | None = None
         binary = find_mosquitto()
         if binary is None:
@@ -76,7 +79,7 @@ class MosquittoBroker:
             # window to take a burst (mosquitto's default is 20).
             "max_inflight_messages 1000",
             # Small packets (alarms, acknowledgements) go out at once instead of waiting on Nagle's algorithm.
-            "set_tcp_nodelay true",
+            f"set_tcp_nodelay {'true' if self.tcp_nodelay else 'false'}",
             "log_dest stderr",
             "log_type error",
             "log_type warning",

@@ -25,7 +25,7 @@ from adapters.mqtt import session
 from adapters.mqtt.profiles import Route
 from adapters.mqtt.security import secure
 from adapters.mqtt.session import CONNECT_TIMEOUT_S
-from adapters.mqtt.tcp import no_delay
+from adapters.mqtt.tcp import ack_now, no_delay
 from gateway.domain.config import MqttConfig
 
 logger = logging.getLogger(__name__)
@@ -89,6 +89,8 @@ class ButtonListener:
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
+        # PUBACKs for our acks to the buttons: acknowledged at once, or a broker with Nagle on holds the next alarm.
+        client.on_publish = _acked
         return client
 
     # -- paho's thread ------------------------------------------------------------------------------------------
@@ -113,7 +115,8 @@ class ButtonListener:
             getattr(flags, "session_present", "?"),
         )
 
-    def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, reasons: Any, _p: Any) -> None:
+    def _on_subscribe(self, client: mqtt.Client, _u: Any, _mid: int, reasons: Any, _p: Any) -> None:
+        ack_now(client)
         refused = [reason for reason in reasons if reason.is_failure]
         if refused:
             logger.error("buttons: the broker refused %d of the button subscriptions: %s", len(refused), refused[0])
@@ -142,6 +145,7 @@ class ButtonListener:
         )
 
     def _on_message(self, client: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        ack_now(client)
         route = self._routes.get(message.topic)
         if route is None:
             if message.qos > 0:
@@ -244,3 +248,8 @@ class ButtonListener:
         self._inbox.put(None)
         if self._committer.is_alive():
             await asyncio.to_thread(self._committer.join, 5.0)
+
+
+def _acked(client: mqtt.Client, _u: Any, _mid: int, _reason: Any, _p: Any) -> None:
+    """paho's on_publish: the broker has one of our publishes; the TCP ACK for its PUBACK goes out now."""
+    ack_now(client)

@@ -20,7 +20,7 @@ import aiohttp
 from adapters.onvif import client as onvif_client
 from adapters.onvif.client import AuthMemo, DeviceInfo, MediaInfo
 from adapters.rtsp import client as rtsp_client
-from adapters.rtsp.client import StreamInfo
+from adapters.rtsp.client import StreamInfo, StreamMemo
 from gateway.domain.camera import CameraState, Reason, is_picture_reason
 from gateway.domain.config import CameraConfig, PollingConfig
 from gateway.domain.errors import AuthFailed, DeviceError, DeviceProtocolError, DeviceTimeout
@@ -54,6 +54,7 @@ class CameraRuntime:
     media_at: float = 0.0
     media_failed_at: float | None = None
     auth: AuthMemo = field(default_factory=AuthMemo)
+    stream_memo: StreamMemo = field(default_factory=StreamMemo)  # warm RTSP probes are one DESCRIBE
     last_seen: float | None = None
     rtt_ms: float | None = None
     clock_skew_s: float | None = None
@@ -146,7 +147,7 @@ class CameraHealth:
         if stream_uri:
             try:
                 runtime.stream = await rtsp_client.probe_stream(
-                    camera.id, stream_uri, camera.username, _secret(camera), timeout
+                    camera.id, stream_uri, camera.username, _secret(camera), timeout, runtime.stream_memo
                 )
             except DeviceError as exc:
                 runtime.stream = None

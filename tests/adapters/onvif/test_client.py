@@ -290,3 +290,12 @@ def test_parser_refuses_entities_in_any_encoding_and_reads_plain_answers() -> No
     external = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>'
     with pytest.raises(DeviceProtocolError):
         parse("cam", external)
+
+
+@pytest.mark.parametrize("url", ["http://[127.0.0.1/onvif/device_service", "http://127.0.0.1:99999/onvif"])
+async def test_a_malformed_camera_address_is_unreachable_naming_the_camera(
+    http: aiohttp.ClientSession, url: str
+) -> None:
+    with pytest.raises(DeviceUnreachable) as caught:
+        await probe(http, "gate-1", url, 2.0)
+    assert caught.value.device == "gate-1"

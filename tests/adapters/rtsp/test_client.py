@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from adapters.rtsp.client import probe_stream, split_credentials
+from adapters.rtsp.client import StreamMemo, probe_stream, split_credentials
 from gateway.domain.errors import AuthFailed, DeviceProtocolError, DeviceTimeout, DeviceUnreachable
 from simulators.rtsp import PATTERNS, RtspServer
 from tests.fixtures.paths import DATA
@@ -182,3 +182,81 @@ async def test_a_busy_camera_is_asked_once_more(fake_camera: Callable[[Handler],
     url = await fake_camera(busy_then_ok)
     info = await probe_stream("cam", url, None, None, 2.0)
     assert (info.codec, info.width, describes) == ("H264", 640, 2)
+
+
+def _digest_camera(
+    sdp: bytes, methods: list[bytes], *, nonce_per_connection: bool, password_changed: list[bool] | None = None
+) -> Handler:
+    """A camera behind RTSP digest that records each request's method (and whether it carried credentials); once
+    `password_changed[0]` is set it refuses every credential."""
+    connections = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        nonce = f"n{connections}" if nonce_per_connection else "n1"
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                cseq = next(line for line in head.split(b"\r\n") if line.startswith(b"CSeq"))
+                method = head.split(b" ", 1)[0]
+                authorized = f'nonce="{nonce}"'.encode() in head and not (password_changed and password_changed[0])
+                methods.append(method + (b"+auth" if b"Authorization:" in head else b""))
+                if method == b"OPTIONS":
+                    writer.write(b"RTSP/1.0 200 OK\r\n" + cseq + b"\r\nPublic: OPTIONS, DESCRIBE\r\n\r\n")
+                elif not authorized:
+                    challenge = f'WWW-Authenticate: Digest realm="cam", nonce="{nonce}"\r\n'.encode()
+                    writer.write(b"RTSP/1.0 401 Unauthorized\r\n" + cseq + b"\r\n" + challenge + b"\r\n")
+                else:
+                    writer.write(b"RTSP/1.0 200 OK\r\n" + cseq + b"\r\nContent-Length: %d\r\n\r\n" % len(sdp) + sdp)
+                await writer.drain()
+
+    return handler
+
+
+@pytest.mark.parametrize("nonce_per_connection", [False, True], ids=["nonce-kept", "nonce-per-connection"])
+async def test_a_warm_probe_with_its_memo_skips_options_and_the_unauthenticated_describe(
+    fake_camera: Callable[[Handler], Awaitable[str]], nonce_per_connection: bool
+) -> None:
+    methods: list[bytes] = []
+    url = await fake_camera(
+        _digest_camera(CAPTURED_SDP.read_bytes(), methods, nonce_per_connection=nonce_per_connection)
+    )
+    memo = StreamMemo()
+    first = await probe_stream("cam", url, "admin", "pw", 2.0, memo)
+    assert methods == [b"OPTIONS", b"DESCRIBE", b"DESCRIBE+auth"]  # first contact: the full exchange
+    methods.clear()
+    warm = await probe_stream("cam", url, "admin", "pw", 2.0, memo)
+    assert (first.codec, warm.codec, warm.width) == ("H264", "H264", 640)
+    # A camera that keeps its nonce takes the remembered credentials at once; one that issues a nonce per
+    # connection refuses them and gets its new challenge answered: never more requests than on first contact.
+    assert methods == ([b"DESCRIBE+auth", b"DESCRIBE+auth"] if nonce_per_connection else [b"DESCRIBE+auth"])
+
+
+async def test_a_warm_probe_against_the_real_digest_server_succeeds_and_still_catches_a_changed_password(
+    rtsp_server: RtspServer,
+) -> None:
+    url = rtsp_server.url(PATTERNS[0], auth=True)
+    memo = StreamMemo()
+    for _ in range(3):
+        assert (await probe_stream("cam", url, "admin", RTSP_PASSWORD, 10.0, memo)).ok
+    assert memo.known
+    with pytest.raises(AuthFailed):
+        await probe_stream("cam", url, "admin", "wr0ng-pass", 10.0, memo)
+
+
+async def test_a_changed_password_on_a_warm_probe_costs_one_failed_login(
+    fake_camera: Callable[[Handler], Awaitable[str]],
+) -> None:
+    methods: list[bytes] = []
+    changed = [False]
+    camera = _digest_camera(CAPTURED_SDP.read_bytes(), methods, nonce_per_connection=False, password_changed=changed)
+    url = await fake_camera(camera)
+    memo = StreamMemo()
+    await probe_stream("gate-1", url, "admin", "pw", 2.0, memo)
+    methods.clear()
+    changed[0] = True
+    with pytest.raises(AuthFailed) as caught:
+        await probe_stream("gate-1", url, "admin", "pw", 2.0, memo)
+    assert caught.value.device == "gate-1"
+    # Cameras lock an account after a few failed logins: the refused nonce is not tried again.
+    assert methods == [b"DESCRIBE+auth"]
