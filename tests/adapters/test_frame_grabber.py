@@ -20,7 +20,7 @@ from tests.fixtures.waiting import eventually
 
 __all__ = ["rtsp_server"]
 
-# The test server sends 5 frames a second; one second between the two frames is enough for the frozen check.
+# The test server sends 15 frames a second; one second between the two frames is enough for the frozen check.
 INTERVAL_S = 1.0
 
 
