@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 # Read by OpenCV's FFmpeg backend when a capture opens, so set before any opens: RTSP over TCP (UDP is lost
 # behind school NATs and firewalls, and interleaved TCP needs no extra ports); no frame-rate probing (it waits
@@ -91,6 +91,23 @@ def safe_uri(uri: str) -> str:
     if parts.port:
         host = f"{host}:{parts.port}"
     return parts._replace(netloc=host).geturl()
+
+
+def with_credentials(uri: str, username: str | None, password: str) -> str:
+    """The stream URI with `user:pass@` for OpenCV (which takes credentials only there). Never logged."""
+    parts = urlsplit(uri)
+    if not username or parts.username:
+        return uri
+    netloc = f"{quote(username, safe='')}:{quote(password, safe='')}@{parts.netloc}"
+    return parts._replace(netloc=netloc).geturl()
+
+
+def encode_jpeg(frame: Frame, quality: int = 85) -> bytes:
+    """A frame as a JPEG (an alarm picture grabbed from the stream when the snapshot URI gives none)."""
+    ok, encoded = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("could not encode the frame as JPEG")
+    return bytes(encoded.tobytes())
 
 
 def decode_jpeg(data: bytes) -> Frame | None:

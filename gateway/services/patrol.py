@@ -15,9 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
 
-from adapters.frame_grabber import Frame, FrameGrabber, decode_jpeg
+from adapters.frame_grabber import Frame, FrameGrabber, decode_jpeg, with_credentials
 from gateway.domain.config import PatrolConfig
 from gateway.services.camera_health import CameraHealth, CameraRuntime
 from gateway.services.snapshots import CameraSnapshots
@@ -26,6 +25,8 @@ from monitoring.camera_state import CameraState
 from monitoring.quality import Diagnosis, Thresholds, diagnose, make_thumbnail
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["Patrol", "PatrolResult", "in_busy_hours", "with_credentials"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,15 +51,6 @@ class PatrolResult:
             "source": self.source,
             "error": self.error,
         }
-
-
-def with_credentials(uri: str, username: str | None, password: str) -> str:
-    """The stream URI with `user:pass@` for OpenCV (which takes credentials only there). Never logged."""
-    parts = urlsplit(uri)
-    if not username or parts.username:
-        return uri
-    netloc = f"{quote(username, safe='')}:{quote(password, safe='')}@{parts.netloc}"
-    return parts._replace(netloc=netloc).geturl()
 
 
 def in_busy_hours(now: datetime, spans: list[str]) -> bool:
@@ -103,7 +95,7 @@ class Patrol:
             frames, error = grab.frames, grab.error
         if not frames and runtime.snapshot_uri:
             source = "snapshot"
-            jpeg = await self._snapshots.snapshot(camera.id)
+            jpeg = await self._snapshots.from_snapshot_uri(runtime)  # the stream already failed: not again
             frame = decode_jpeg(jpeg) if jpeg else None
             frames = (frame,) if frame is not None else ()
         if frames:
