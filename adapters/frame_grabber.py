@@ -45,6 +45,11 @@ from gateway.domain.errors import DeviceError, DeviceProtocolError, DeviceTimeou
 
 logger = logging.getLogger(__name__)
 
+# With the variable above OpenCV logs a WARN line at every FFmpeg open ("all OpenCV locks removed"), ten lines
+# a patrol round on the operator's terminal and in the service log, saying what we chose on purpose. Its own
+# log level, not a filter on stderr: errors still come through.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
 Frame = NDArray[Any]  # BGR uint8, as OpenCV decodes
 # The frozen check compares frames this far apart: a live scene (people, trees, sensor noise, the camera's clock)
 # changes within it, and a patrol of 100 streams on 8 threads still ends within seconds.
