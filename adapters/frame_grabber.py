@@ -128,7 +128,7 @@ def decode_jpeg(data: bytes) -> Frame | None:
     return None if frame is None else np.asarray(frame)
 
 
-def _open(uri: str, open_timeout_s: float, read_timeout_s: float) -> cv2.VideoCapture:
+def open_capture(uri: str, open_timeout_s: float, read_timeout_s: float) -> cv2.VideoCapture:
     return cv2.VideoCapture(
         uri,
         cv2.CAP_FFMPEG,
@@ -167,7 +167,7 @@ def open_stream(
         return (time.perf_counter() - started) * 1000
 
     try:
-        capture = _open(uri, open_timeout_s, read_timeout_s)
+        capture = open_capture(uri, open_timeout_s, read_timeout_s)
     except cv2.error as exc:  # a URI FFmpeg cannot parse at all
         return Grab(camera_id, (), None, DeviceProtocolError(camera_id, f"stream URI not usable: {exc.err}"))
     failure: DeviceError | None = None

@@ -56,12 +56,15 @@ ENCODE_H265 = (
 )
 CODECS = {"h264": ENCODE, "h265": ENCODE_H265}
 SCENE = "videotestsrc is-live=true pattern=smpte"
+# The live card drifts 2 px a frame: 30 px a second at 15 fps. Not 3: 2 s of drift would then be 90 px, all but
+# the width of one of the card's seven bars (91 px), and a dark, low-contrast card would look the same again.
+DRIFT = "horizontal-speed=2"
 # A still scene with detail in it: the SMPTE card (its bottom right is a patch of noise) with its noise frozen.
 STILL_SCENE = "videotestsrc pattern=smpte num-buffers=1 ! imagefreeze is-live=true"
 
 PATTERNS = {
     # A live picture: the test card drifts sideways, so two frames a second apart differ.
-    "moving": f"{SCENE} horizontal-speed=3 ! {CAPS}",
+    "moving": f"{SCENE} {DRIFT} ! {CAPS}",
     "black": f"videotestsrc is-live=true pattern=black ! {CAPS}",
     # The usual field failure: the sensor or ISP hung on its last picture while the encoder keeps encoding it
     # (and the clock keeps ticking). Under rate control its frames differ by compression noise only.
@@ -72,17 +75,15 @@ PATTERNS = {
     # A hand or cloth over the lens: almost uniform dark grey, no edges.
     "covered": f"videotestsrc is-live=true pattern=solid-color foreground-color=0xff2b2b2b ! {CAPS}",
     # Out of focus or a smeared window: the scene at 1/16 of its size scaled back up.
-    "blurred": (
-        f"{SCENE} horizontal-speed=3 ! {CAPS} ! videoscale ! video/x-raw,width=40,height=22 ! videoscale ! {CAPS}"
-    ),
+    "blurred": (f"{SCENE} {DRIFT} ! {CAPS} ! videoscale ! video/x-raw,width=40,height=22 ! videoscale ! {CAPS}"),
     # A failing sensor or white balance: the scene under a strong red tint.
     "color_cast": (
         "compositor name=mix sink_1::alpha=0.55 ! " + CAPS + " ! {encode} "
-        f"{SCENE} horizontal-speed=3 ! {CAPS} ! videobalance saturation=0.3 ! mix.sink_0 "
+        f"{SCENE} {DRIFT} ! {CAPS} ! videobalance saturation=0.3 ! mix.sink_0 "
         f"videotestsrc is-live=true pattern=solid-color foreground-color=0xffd01010 ! {CAPS} ! mix.sink_1"
     ),
-    "too_dark": f"{SCENE} horizontal-speed=3 ! {CAPS} ! videobalance brightness=-0.55 contrast=0.35",
-    "too_bright": f"{SCENE} horizontal-speed=3 ! {CAPS} ! videobalance brightness=0.8 contrast=0.3",
+    "too_dark": f"{SCENE} {DRIFT} ! {CAPS} ! videobalance brightness=-0.55 contrast=0.35",
+    "too_bright": f"{SCENE} {DRIFT} ! {CAPS} ! videobalance brightness=0.8 contrast=0.3",
 }
 
 
