@@ -24,8 +24,9 @@ Frame = NDArray[Any]  # BGR, uint8 by convention (OpenCV's stubs type its result
 VERDICTS = ("ok", "no_signal", "black", "frozen", "blurred", "covered", "color_cast", "too_dark", "too_bright")
 # When several checks fire, the verdict names the one that explains the others: a black picture is also too dark
 # and has no edges; a saturated white one is also flat, and unchanging (clipped pixels carry no sensor noise); a
-# covered lens is also blurred; any fault can come with a dull colour balance.
-PRIORITY = ("black", "too_bright", "covered", "frozen", "too_dark", "blurred", "color_cast")
+# covered lens is also blurred; a picture too dark to see in shows no change either (its shadows are crushed to
+# one level, and the encoder smooths what noise is left); any fault can come with a dull colour balance.
+PRIORITY = ("black", "too_bright", "covered", "too_dark", "frozen", "blurred", "color_cast")
 ANALYSIS_WIDTH = 320
 # Blocks the sharpness is measured in (rows, columns of the analysis frame): the median over blocks ignores the
 # camera's burnt-in clock and logo, which stay sharp on a blurred picture.
