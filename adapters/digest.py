@@ -1,10 +1,13 @@
-"""HTTP/RTSP digest authentication (RFC 2617 / RFC 7616 MD5 and SHA-256), as pure functions.
+"""HTTP/RTSP authentication as pure functions: digest (RFC 2617 / RFC 7616, MD5 and SHA-256, with or without
+qop) and Basic (RFC 7617).
 
-Cameras speak digest on both ONVIF (HTTP) and RTSP; both edges share this one implementation.
+Cameras speak digest on both ONVIF (HTTP) and RTSP; both edges share this one implementation. Many inexpensive
+cameras (and some NVRs) ask for Basic on their snapshot URI: `answer_challenge` answers whichever the server sent.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import re
@@ -140,3 +143,28 @@ def verify_authorization(params: dict[str, str], *, method: str, password: str, 
     except KeyError:
         return False
     return params.get("realm") == realm and params.get("response") == expected
+
+
+def basic_authorization(username: str, password: str) -> str:
+    """An `Authorization: Basic ...` value (RFC 7617: UTF-8 `user:password` in base64)."""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+
+
+def offers_basic(header: str) -> bool:
+    """Whether a WWW-Authenticate value (one or several challenges) offers Basic."""
+    return re.search(r"(?:^|,)\s*basic(?:\s|$|,)", header, re.IGNORECASE) is not None
+
+
+def answer_challenge(headers: list[str], *, method: str, uri: str, username: str, password: str) -> str | None:
+    """The Authorization value answering the server's WWW-Authenticate headers, or None if none is spoken here.
+
+    Digest is preferred when both are offered: it never sends the password. Basic sends it in the clear (only
+    base64), which is what such a camera asks for on its own network.
+    """
+    for header in headers:
+        challenge = parse_challenge(header)
+        if challenge is not None:
+            return authorization(challenge, method=method, uri=uri, username=username, password=password)
+    if any(offers_basic(header) for header in headers):
+        return basic_authorization(username, password)
+    return None

@@ -24,8 +24,9 @@ Frame = NDArray[Any]  # BGR, uint8 by convention (OpenCV's stubs type its result
 VERDICTS = ("ok", "no_signal", "black", "frozen", "blurred", "covered", "color_cast", "too_dark", "too_bright")
 # When several checks fire, the verdict names the one that explains the others: a black picture is also too dark
 # and has no edges; a saturated white one is also flat, and unchanging (clipped pixels carry no sensor noise); a
-# covered lens is also blurred; any fault can come with a dull colour balance.
-PRIORITY = ("black", "too_bright", "covered", "frozen", "too_dark", "blurred", "color_cast")
+# covered lens is also blurred; a picture too dark to see in shows no change either (its shadows are crushed to
+# one level, and the encoder smooths what noise is left); any fault can come with a dull colour balance.
+PRIORITY = ("black", "too_bright", "covered", "too_dark", "frozen", "blurred", "color_cast")
 ANALYSIS_WIDTH = 320
 # Blocks the sharpness is measured in (rows, columns of the analysis frame): the median over blocks ignores the
 # camera's burnt-in clock and logo, which stay sharp on a blurred picture.
@@ -36,6 +37,9 @@ BLUR_BLOCK_MIN_ENERGY = 4.0
 BLUR_MIN_BLOCKS = 3
 # Lightness (Lab L, 0-255) between which a pixel shows a colour at all: shadows and blown highlights are grey.
 CAST_LIT_RANGE = (0.2 * 255, 0.97 * 255)
+# Side of the square blocks (analysis pixels) the frozen check averages differences over: 8 px at 320 wide is
+# 16 at 640, a macroblock, the unit an encoder's noise comes in; a walker at 20 m still covers several.
+FROZEN_BLOCK = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,13 +53,18 @@ class Thresholds:
     # does not make a covered picture look varied.
     covered_edge_density: float = 0.01
     covered_grey_std: float = 10.0
-    # Frozen: two frames seconds apart that are (nearly) the same picture. A hung encoder or a stopped recorder
-    # repeats its last picture bit for bit; a live sensor's noise changes most pixels by a grey level or more in
-    # a still scene, and someone walking through changes a few percent. Changes of one grey level are ignored
-    # (rounding when a stream is rescaled); up to 0.5% of pixels may change, because a recorder draws its live
-    # clock over a picture that stopped (that clock changes 0.1-0.3% of a 320 px frame).
-    frozen_pixel_delta: float = 1.0
-    frozen_changed_fraction: float = 0.005
+    # Frozen: two frames seconds apart that are the same picture but for compression noise. A hung sensor or ISP
+    # behind a live encoder (the usual field failure) has its last picture re-encoded under bitrate control at a
+    # quantizer that varies from key frame to key frame: the decoded frames differ by about 0.2 grey levels on
+    # average, a few pixels by up to 13, scattered over the detail of the picture. Such noise averages out over a
+    # block of `FROZEN_BLOCK` pixels; a live change does not. So the picture is frozen when (a) fewer than 1% of
+    # its blocks changed by more than 3 grey levels on average (someone walking through changes 2% and more; a
+    # clock drawn over the picture by the camera or a recorder, 0.2-1%, when its hour turns), and (b) the
+    # median block changed by less than 0.5 grey levels: a live sensor's noise in a still scene changes every
+    # block by 0.7 and more, flat walls included, where compression repeats a flat area exactly.
+    frozen_block_delta: float = 3.0
+    frozen_changed_fraction: float = 0.01
+    frozen_noise_floor: float = 0.5
     # Mean luma (Rec. 601, 0-255) below which a picture is too dark to recognise a face; the mid-grey a camera's
     # auto-exposure aims at is about 118, so 45 is some 1.4 stops under. Dark corridors at night override it.
     too_dark_mean: float = 45.0
@@ -150,8 +159,18 @@ def edge_density(grey: Frame) -> float:
     return float(np.count_nonzero(edges)) / edges.size
 
 
-def changed_fraction(grey: Frame, previous_grey: Frame, pixel_delta: float) -> float:
-    return float((cv2.absdiff(grey, previous_grey) > pixel_delta).mean())
+def block_changes(grey: Frame, previous_grey: Frame) -> NDArray[np.float32]:
+    """The mean absolute difference of the two frames in each block of FROZEN_BLOCK x FROZEN_BLOCK pixels."""
+    difference = cv2.absdiff(grey, previous_grey).astype(np.float32)
+    rows, cols = max(1, difference.shape[0] // FROZEN_BLOCK), max(1, difference.shape[1] // FROZEN_BLOCK)
+    # INTER_AREA at an exact integer ratio is the block mean.
+    return np.asarray(cv2.resize(difference, (cols, rows), interpolation=cv2.INTER_AREA), np.float32).ravel()
+
+
+def changed_fraction(grey: Frame, previous_grey: Frame, block_delta: float) -> tuple[float, float]:
+    """(share of blocks that changed by more than `block_delta` on average, the median block's change)."""
+    changes = block_changes(grey, previous_grey)
+    return float((changes > block_delta).mean()), float(np.median(changes))
 
 
 @cache
@@ -264,8 +283,9 @@ def diagnose(frame: Frame | None, previous: Frame | None = None, thresholds: Thr
     checks["blurred"] = Check("blurred", sharp, t.blur_sharpness, sharp < t.blur_sharpness)
     if previous is not None and previous.size and previous.shape[:2] == frame.shape[:2]:
         _, previous_grey = analysis_frames(previous)
-        changed = changed_fraction(grey, previous_grey, t.frozen_pixel_delta)
-        checks["frozen"] = Check("frozen", changed, t.frozen_changed_fraction, changed < t.frozen_changed_fraction)
+        changed, median_change = changed_fraction(grey, previous_grey, t.frozen_block_delta)
+        frozen = changed < t.frozen_changed_fraction and median_change < t.frozen_noise_floor
+        checks["frozen"] = Check("frozen", changed, t.frozen_changed_fraction, frozen)
     ordered = tuple(checks[name] for name in PRIORITY if name in checks)
     verdict = next((c.name for c in ordered if c.failed), "ok")
     return Diagnosis(verdict, ordered)

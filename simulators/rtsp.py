@@ -27,9 +27,13 @@ SERVER_SCRIPT = Path(__file__).with_name("rtsp_server.py")
 SYSTEM_PYTHON = "/usr/bin/python3"
 DEBIAN_PACKAGES = (
     "gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base "
-    "gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-tools"
+    "gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-tools gstreamer1.0-x"
 )
+# The patterns named for the verdict they show (`moving` shows `ok`).
 PATTERNS = ("moving", "black", "frozen", "covered", "blurred", "color_cast", "too_dark", "too_bright")
+# Patterns that must also stay `ok`: `still`, a still scene with a live noisy area (nothing moves, the sensor
+# lives), which compression noise alone must not be told from.
+LIVE_PATTERNS = ("still",)
 # GStreamer registers its plugins on first use in a fresh home (seconds on a loaded 2-core machine); later
 # starts take well under a second.
 START_TIMEOUT_S = 30.0

@@ -6,8 +6,9 @@ Runs under the system interpreter, which has Debian's python3-gi (the project's 
     /usr/bin/python3 simulators/rtsp_server.py --port 8554 --streams gate-1=moving,hall=black,roof=moving:h265
     /usr/bin/python3 simulators/rtsp_server.py --port 8554 --auth-port 8555 --user admin --password secret
 
-Every mount serves 640x360 H.264 (or H.265 with `:h265`) at a low frame rate (cheap to encode, quick first key
-frame). The patterns are what a video patrol has to tell apart: a live picture, a black one, a frozen one, a
+Every mount serves 640x360 H.264 (or H.265 with `:h265`) at 15 fps, a key frame a second, under bitrate control
+(512 kbit/s, or `:h264:256` for another) with a burnt-in clock, as school cameras' sub-streams are encoded.
+The patterns are what a video patrol has to tell apart: a live picture, a black one, a frozen one, a
 covered lens, a blurred picture, a colour cast, too dark, too bright. Port 0 means "any free port"; the ports
 really bound are printed on the READY line (`READY <port> <auth port or 0> <mounts>`), so a test never races
 another process for a port it picked beforehand. With a password, a second server on the auth port serves the
@@ -27,50 +28,84 @@ gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
-CAPS = "video/x-raw,width=640,height=360,framerate=5/1"
-# One key frame a second: a client (and OpenCV) gets its first picture within a second of connecting. A constant
-# quantizer, not a bitrate: a still picture then encodes to the very same frames whatever the load, as a hung
-# camera repeating its last frame does (rate control under load would make a frozen picture flicker).
-ENCODE = (
-    "videoconvert ! video/x-raw,format=I420 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=5 "
-    "pass=quant quantizer=26 ! rtph264pay name=pay0 pt=96 config-interval=1"
+# Frames as a school camera's sub-stream sends them: 640x360 at 15 fps (cameras send 15-25).
+FPS = 15
+CAPS = f"video/x-raw,width=640,height=360,framerate={FPS}/1"
+# A key frame a second (cameras use 1-2 s): a client, and OpenCV, gets its first picture within a second.
+GOP_FRAMES = FPS
+# A sub-stream's usual budget; the spec's third field (`moving:h264:256`) sets another.
+DEFAULT_KBPS = 512
+# The camera's burnt-in clock, drawn after the picture is made, as the encoder chip of a camera does: it keeps
+# ticking when the sensor or ISP hangs.
+OSD = (
+    'clockoverlay time-format="%Y-%m-%d %H:%M:%S" halignment=left valignment=top font-desc="Sans 11" '
+    "draw-outline=true shaded-background=false"
 )
-# The same picture as H.265, for the probe's HEVC path (x265 costs more CPU: only mounts asking for it use it).
+# Bitrate control as real cameras encode (constant bit rate, a VBV buffer of a few hundred ms), not a constant
+# quantizer: under rate control a picture that no longer changes is still re-encoded at a quantizer that varies
+# from key frame to key frame, so the decoded frames of a frozen camera differ by compression noise.
+ENCODE = (
+    f"{OSD} ! videoconvert ! video/x-raw,format=I420 ! x264enc tune=zerolatency speed-preset=ultrafast "
+    f"key-int-max={GOP_FRAMES} pass=cbr bitrate={{kbps}} vbv-buf-capacity=500 "
+    "! rtph264pay name=pay0 pt=96 config-interval=1"
+)
+# The same as H.265, for the probe's HEVC path (x265 costs more CPU: only mounts asking for it use it).
 ENCODE_H265 = (
-    "videoconvert ! video/x-raw,format=I420 ! x265enc tune=zerolatency speed-preset=ultrafast key-int-max=5 qp=30 "
-    "! rtph265pay name=pay0 pt=96 config-interval=1"
+    f"{OSD} ! videoconvert ! video/x-raw,format=I420 ! x265enc tune=zerolatency speed-preset=ultrafast "
+    f"key-int-max={GOP_FRAMES} bitrate={{kbps}} ! rtph265pay name=pay0 pt=96 config-interval=1"
 )
 CODECS = {"h264": ENCODE, "h265": ENCODE_H265}
 SCENE = "videotestsrc is-live=true pattern=smpte"
+# The live card drifts 2 px a frame: 30 px a second at 15 fps. Not 3: 2 s of drift would then be 90 px, all but
+# the width of one of the card's seven bars (91 px), and a dark, low-contrast card would look the same again.
+DRIFT = "horizontal-speed=2"
+# A still scene with detail in it: the SMPTE card (its bottom right is a patch of noise) with its noise frozen.
+STILL_SCENE = "videotestsrc pattern=smpte num-buffers=1 ! imagefreeze is-live=true"
 
 PATTERNS = {
     # A live picture: the test card drifts sideways, so two frames a second apart differ.
-    "moving": f"{SCENE} horizontal-speed=3 ! {CAPS}",
+    "moving": f"{SCENE} {DRIFT} ! {CAPS}",
     "black": f"videotestsrc is-live=true pattern=black ! {CAPS}",
-    # A still picture that never changes: a hung encoder repeating its last frame. (Not the SMPTE card: it has a
-    # patch of live noise, so even a still card is not frozen.)
-    "frozen": f"videotestsrc is-live=true pattern=colors ! {CAPS}",
+    # The usual field failure: the sensor or ISP hung on its last picture while the encoder keeps encoding it
+    # (and the clock keeps ticking). Under rate control its frames differ by compression noise only.
+    "frozen": f"{STILL_SCENE} ! {CAPS}",
+    # Live, though nothing moves: a still scene (the card) with a live noisy area, the sensor's noise in a dark
+    # patch of it (the card's own noise patch, new each frame). Must not be taken for frozen.
+    "still": f"{SCENE} ! {CAPS}",
     # A hand or cloth over the lens: almost uniform dark grey, no edges.
     "covered": f"videotestsrc is-live=true pattern=solid-color foreground-color=0xff2b2b2b ! {CAPS}",
     # Out of focus or a smeared window: the scene at 1/16 of its size scaled back up.
-    "blurred": (
-        f"{SCENE} horizontal-speed=3 ! video/x-raw,width=640,height=360,framerate=5/1 ! videoscale "
-        "! video/x-raw,width=40,height=22 ! videoscale ! " + CAPS
-    ),
+    "blurred": (f"{SCENE} {DRIFT} ! {CAPS} ! videoscale ! video/x-raw,width=40,height=22 ! videoscale ! {CAPS}"),
     # A failing sensor or white balance: the scene under a strong red tint.
     "color_cast": (
         "compositor name=mix sink_1::alpha=0.55 ! " + CAPS + " ! {encode} "
-        f"{SCENE} horizontal-speed=3 ! {CAPS} ! videobalance saturation=0.3 ! mix.sink_0 "
+        f"{SCENE} {DRIFT} ! {CAPS} ! videobalance saturation=0.3 ! mix.sink_0 "
         f"videotestsrc is-live=true pattern=solid-color foreground-color=0xffd01010 ! {CAPS} ! mix.sink_1"
     ),
-    "too_dark": f"{SCENE} horizontal-speed=3 ! {CAPS} ! videobalance brightness=-0.55 contrast=0.35",
-    "too_bright": f"{SCENE} horizontal-speed=3 ! {CAPS} ! videobalance brightness=0.8 contrast=0.3",
+    "too_dark": f"{SCENE} {DRIFT} ! {CAPS} ! videobalance brightness=-0.55 contrast=0.35",
+    "too_bright": f"{SCENE} {DRIFT} ! {CAPS} ! videobalance brightness=0.8 contrast=0.3",
 }
 
 
-def launch_line(pattern: str, codec: str = "h264") -> str:
+def parse_spec(spec: str) -> tuple[str, str, int]:
+    """`pattern[:codec[:kbps]]` to (pattern, codec, kbps); ValueError naming what is wrong."""
+    pattern, _, rest = spec.partition(":")
+    codec, _, kbps_text = rest.partition(":")
+    codec = codec or "h264"
+    if pattern not in PATTERNS:
+        raise ValueError(f"unknown pattern {pattern!r}; known: {', '.join(PATTERNS)}")
+    if codec not in CODECS:
+        raise ValueError(f"unknown codec {codec!r}; known: {', '.join(CODECS)}")
+    if not kbps_text:
+        return pattern, codec, DEFAULT_KBPS
+    if not kbps_text.isdigit() or not 16 <= int(kbps_text) <= 100_000:
+        raise ValueError(f"bad bitrate {kbps_text!r} in {spec!r}: kbit/s, 16 to 100000")
+    return pattern, codec, int(kbps_text)
+
+
+def launch_line(pattern: str, codec: str = "h264", kbps: int = DEFAULT_KBPS) -> str:
     template = PATTERNS[pattern]
-    encode = CODECS[codec]
+    encode = CODECS[codec].format(kbps=kbps)
     if "{encode}" in template:
         return "( " + template.format(encode=encode) + " )"
     return f"( {template} ! {encode} )"
@@ -112,9 +147,8 @@ class PatternFactory(GstRtspServer.RTSPMediaFactory):  # type: ignore[misc]  # g
 
 
 def make_factory(spec: str, role: str | None) -> GstRtspServer.RTSPMediaFactory:
-    pattern, _, codec = spec.partition(":")
     factory = PatternFactory(spec)
-    factory.set_launch(launch_line(pattern, codec or "h264"))
+    factory.set_launch(launch_line(*parse_spec(spec)))
     # Shared: every client of a mount watches the same pipeline, as with a camera's one encoder.
     factory.set_shared(True)
     # Health probes DESCRIBE and hang up without TEARDOWN; by default that stops the shared media, and a probe
@@ -154,16 +188,12 @@ def make_server(
 
 
 def parse_streams(text: str) -> dict[str, str]:
-    """`name=pattern[:codec],...` to {name: "pattern[:codec]"}; every pattern is also mounted as itself."""
+    """`name=pattern[:codec[:kbps]],...` to {name: spec}; every pattern is also mounted as itself."""
     streams = {pattern: pattern for pattern in PATTERNS}
     for item in filter(None, text.split(",")):
         name, _, spec = item.strip().partition("=")
         spec = spec or name
-        pattern, _, codec = spec.partition(":")
-        if pattern not in PATTERNS:
-            raise ValueError(f"unknown pattern {pattern!r}; known: {', '.join(PATTERNS)}")
-        if codec and codec not in CODECS:
-            raise ValueError(f"unknown codec {codec!r}; known: {', '.join(CODECS)}")
+        parse_spec(spec)
         if not name or "/" in name:
             raise ValueError(f"bad mount name {name!r}")
         streams[name] = spec
@@ -174,7 +204,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="test-pattern RTSP server on 127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0: any free port (the READY line tells which)")
     parser.add_argument(
-        "--streams", default="", help="name=pattern[:h265],... (every pattern is also mounted as itself)"
+        "--streams", default="", help="name=pattern[:h264|h265[:kbps]],... (every pattern is also mounted as itself)"
     )
     parser.add_argument("--auth-port", type=int, default=0, help="port of the digest-auth server (0: any free)")
     parser.add_argument("--user", default="admin")

@@ -22,7 +22,7 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 from yarl import URL
 
-from adapters.digest import DigestChallenge, authorization, parse_challenge
+from adapters.digest import DigestChallenge, answer_challenge, authorization, parse_challenge
 from adapters.onvif import soap
 from gateway.domain.errors import AuthFailed, DeviceProtocolError, DeviceTimeout, DeviceUnreachable
 
@@ -365,16 +365,17 @@ def _same_host(device_url: str, advertised: str) -> str:
 async def fetch_snapshot(
     session: aiohttp.ClientSession, camera_id: str, uri: str, username: str, password: str, timeout: float
 ) -> bytes:
-    """A JPEG from the camera's snapshot URI (HTTP digest when it asks for it)."""
+    """A JPEG from the camera's snapshot URI, answering whichever challenge it sends (Basic or digest)."""
     try:
         async with asyncio.timeout(timeout):
             async with session.get(uri) as response:
                 if response.status == 401 and username:
-                    challenge = parse_challenge(response.headers.get("WWW-Authenticate", ""))
-                    if challenge is None:
+                    challenges = response.headers.getall("WWW-Authenticate", [])
+                    parts = urlsplit(uri)
+                    path = parts.path + (f"?{parts.query}" if parts.query else "")
+                    header = answer_challenge(challenges, method="GET", uri=path, username=username, password=password)
+                    if header is None:
                         raise AuthFailed(camera_id, "snapshot: camera wants an authentication we do not speak")
-                    path = urlsplit(uri).path + (f"?{urlsplit(uri).query}" if urlsplit(uri).query else "")
-                    header = authorization(challenge, method="GET", uri=path, username=username, password=password)
                     async with session.get(uri, headers={"Authorization": header}) as second:
                         return await _jpeg(camera_id, second)
                 return await _jpeg(camera_id, response)

@@ -10,6 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from monitoring.compliance import AREA_NAMES
+
 VERDICT_NAMES = {
     "ok": ("正常", "OK"),
     "no_signal": ("无信号", "no signal"),
@@ -22,6 +24,16 @@ VERDICT_NAMES = {
     "too_bright": ("画面过亮", "too bright"),
 }
 
+# Why a camera has no picture (gateway/services/patrol.py's NO_PICTURE_REASONS), Chinese first: what the school's
+# technician has to do differs (check the password, or go and see the cable and the power).
+REASON_NAMES = {
+    "auth_failed": ("密码错误", "wrong password"),
+    "timeout": ("连接超时", "timed out"),
+    "unreachable": ("无法连接", "unreachable"),
+    "protocol_error": ("码流异常", "stream not readable"),
+    "no_stream": ("无视频地址", "no stream address"),
+}
+
 STYLE = """
 body{font-family:"Noto Sans CJK SC","PingFang SC","Microsoft YaHei",sans-serif;margin:16px;color:#1b1b1b}
 h1{font-size:1.3rem;margin:0}.sub{color:#555;margin:4px 0 12px}
@@ -31,9 +43,37 @@ h1{font-size:1.3rem;margin:0}.sub{color:#555;margin:4px 0 12px}
  display:flex;align-items:center;justify-content:center}
 .body{padding:6px 8px;font-size:.85rem}.name{font-weight:600}
 .v{display:inline-block;padding:1px 6px;border-radius:9px;color:#fff;font-size:.75rem;background:#c62828}
-.v.ok{background:#1a7f37}.summary span{margin-right:12px}
+.v.ok{background:#1a7f37}.summary span{margin-right:12px}.why{color:#c62828}
 @media print{body{margin:0}.grid{grid-template-columns:repeat(4,1fr)}}
 """
+
+
+def area_name(area: str) -> str:
+    """The key area's Chinese name, or the area as configured when it is not one of the usual ones."""
+    return AREA_NAMES.get(area, area)
+
+
+def area_label(area: str) -> str:
+    if not area:
+        return "—"
+    zh = area_name(area)
+    return zh if zh == area else f"{zh} {area}"
+
+
+def reason_names(reason: str | None) -> tuple[str, str]:
+    if not reason:
+        return "", ""
+    return REASON_NAMES.get(reason, (reason, reason))
+
+
+def why_html(reason: str | None) -> str:
+    zh, en = reason_names(reason)
+    return f"<br>{html.escape(zh)} {html.escape(en)}" if zh else ""
+
+
+def why_line(reason: str | None) -> str:
+    zh, en = reason_names(reason)
+    return f'<div class="why">原因 reason: {html.escape(zh)} {html.escape(en)}</div>' if zh else ""
 
 
 def write_report(results: list[dict[str, Any]], thumbnails: dict[str, bytes], out: Path, school: str) -> Path:
@@ -51,15 +91,32 @@ def write_report(results: list[dict[str, Any]], thumbnails: dict[str, bytes], ou
     (out / "patrol.json").write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
     with (out / "patrol.csv").open("w", encoding="utf-8-sig", newline="") as sink:  # BOM: Excel reads Chinese
         writer = csv.writer(sink)
-        writer.writerow(["camera", "name", "area", "verdict", "verdict_zh", "source", "error", "thumbnail"])
+        writer.writerow(
+            [
+                "camera",
+                "name",
+                "area",
+                "area_zh",
+                "verdict",
+                "verdict_zh",
+                "reason",
+                "reason_zh",
+                "source",
+                "error",
+                "thumbnail",
+            ]
+        )
         for row in rows:
             writer.writerow(
                 [
                     row["camera"],
                     row["name"],
                     row["area"],
+                    area_name(row["area"]),
                     row["verdict"],
                     VERDICT_NAMES.get(row["verdict"], (row["verdict"],))[0],
+                    row.get("reason") or "",
+                    reason_names(row.get("reason"))[0],
                     row["source"],
                     row.get("error") or "",
                     row["thumbnail"] or "",
@@ -72,12 +129,13 @@ def write_report(results: list[dict[str, Any]], thumbnails: dict[str, bytes], ou
         picture = (
             f'<img src="{html.escape(row["thumbnail"])}" alt="{html.escape(row["name"])}">'
             if row["thumbnail"]
-            else '<div class="none">无画面 no picture</div>'
+            else f'<div class="none">无画面 no picture{why_html(row.get("reason"))}</div>'
         )
         cards.append(
             f'<div class="cam">{picture}<div class="body"><div class="name">{html.escape(row["name"])} '
             f'<span class="v {html.escape(row["verdict"])}">{zh} {en}</span></div>'
-            f"<div>{html.escape(row['camera'])} · {html.escape(row['area'] or '—')}</div></div></div>"
+            f"<div>{html.escape(row['camera'])} · {html.escape(area_label(row['area']))}</div>"
+            f"{'' if row['thumbnail'] else why_line(row.get('reason'))}</div></div>"
         )
     when = datetime.now().strftime("%Y-%m-%d %H:%M")
     page = f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">

@@ -15,17 +15,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
 
-from adapters.frame_grabber import Frame, FrameGrabber, decode_jpeg
+from adapters.frame_grabber import Frame, FrameGrabber, decode_jpeg, with_credentials
+from adapters.rtsp.client import probe_stream
 from gateway.domain.camera import CameraState, picture_reason
 from gateway.domain.config import PatrolConfig
+from gateway.domain.errors import AuthFailed, DeviceError, DeviceProtocolError, DeviceTimeout, DeviceUnreachable
 from gateway.services.camera_health import CameraHealth, CameraRuntime
 from gateway.services.snapshots import CameraSnapshots
 from gateway.services.status import Pictures
 from monitoring.quality import Diagnosis, Thresholds, diagnose, make_thumbnail
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["Patrol", "PatrolResult", "in_busy_hours", "with_credentials"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,8 @@ class PatrolResult:
     thumbnail: bytes | None
     source: str  # rtsp, snapshot or none
     error: str | None = None
+    # Why there is no picture, when there is none: one of NO_PICTURE_REASONS.
+    reason: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -49,16 +54,23 @@ class PatrolResult:
             "checks": [c.as_json() for c in self.diagnosis.checks],
             "source": self.source,
             "error": self.error,
+            "reason": self.reason,
         }
 
 
-def with_credentials(uri: str, username: str | None, password: str) -> str:
-    """The stream URI with `user:pass@` for OpenCV (which takes credentials only there). Never logged."""
-    parts = urlsplit(uri)
-    if not username or parts.username:
-        return uri
-    netloc = f"{quote(username, safe='')}:{quote(password, safe='')}@{parts.netloc}"
-    return parts._replace(netloc=netloc).geturl()
+# Why a camera gave no picture (the report names it).
+NO_PICTURE_REASONS = ("auth_failed", "timeout", "unreachable", "protocol_error", "no_stream")
+
+
+def reason_for(failure: DeviceError | None) -> str:
+    """The NO_PICTURE_REASONS entry for a grab's (or a probe's) failure."""
+    if isinstance(failure, AuthFailed):
+        return "auth_failed"
+    if isinstance(failure, DeviceTimeout):
+        return "timeout"
+    if isinstance(failure, DeviceProtocolError):
+        return "protocol_error"
+    return "unreachable"
 
 
 def in_busy_hours(now: datetime, spans: list[str]) -> bool:
@@ -91,6 +103,7 @@ class Patrol:
         thresholds = Thresholds().with_overrides(camera.quality)
         password = camera.password.get_secret_value() if camera.password else ""
         source, error = "none", None
+        failure: DeviceError | None = None
         frames: tuple[Frame, ...] = ()
         if runtime.stream_uri:
             source = "rtsp"
@@ -100,10 +113,10 @@ class Patrol:
                 open_timeout_s=self._config.open_timeout,
                 read_timeout_s=self._config.read_timeout,
             )
-            frames, error = grab.frames, grab.error
+            frames, error, failure = grab.frames, grab.error, grab.failure
         if not frames and runtime.snapshot_uri:
             source = "snapshot"
-            jpeg = await self._snapshots.snapshot(camera.id)
+            jpeg = await self._snapshots.from_snapshot_uri(runtime)  # the stream already failed: not again
             frame = decode_jpeg(jpeg) if jpeg else None
             frames = (frame,) if frame is not None else ()
         if frames:
@@ -114,9 +127,36 @@ class Patrol:
         else:
             diagnosis = diagnose(None)
             thumbnail = None
+        reason = None
+        if not frames:
+            reason = await self._why_no_picture(runtime, failure) if runtime.stream_uri else "no_stream"
         return PatrolResult(
-            camera.id, camera.name, camera.area, time.time(), diagnosis.verdict, diagnosis, thumbnail, source, error
+            camera.id,
+            camera.name,
+            camera.area,
+            time.time(),
+            diagnosis.verdict,
+            diagnosis,
+            thumbnail,
+            source,
+            error,
+            reason,
         )
+
+    async def _why_no_picture(self, runtime: CameraRuntime, failure: DeviceError | None) -> str:
+        """What kept the stream from giving a frame. OpenCV tells a refused password from a refused connection
+        no better than "could not be opened", so a failed open is asked again with our RTSP client (one
+        DESCRIBE, with digest), which hears the 401."""
+        if failure is not None and not isinstance(failure, DeviceUnreachable):
+            return reason_for(failure)
+        camera = runtime.config
+        password = camera.password.get_secret_value() if camera.password else None
+        assert runtime.stream_uri is not None
+        try:
+            await probe_stream(camera.id, runtime.stream_uri, camera.username, password, self._config.open_timeout)
+        except DeviceError as exc:
+            return reason_for(exc)
+        return reason_for(failure)
 
     async def round(self, workers: int | None = None) -> list[PatrolResult]:
         """Check every camera in service; apply and store the results."""

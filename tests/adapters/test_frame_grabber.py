@@ -20,7 +20,7 @@ from tests.fixtures.waiting import eventually
 
 __all__ = ["rtsp_server"]
 
-# The test server sends 5 frames a second; one second between the two frames is enough for the frozen check.
+# The test server sends 15 frames a second; one second between the two frames is enough for the frozen check.
 INTERVAL_S = 1.0
 
 
@@ -176,3 +176,21 @@ async def test_the_deadline_turns_into_a_timeout_naming_the_camera() -> None:
 
 def test_logged_uris_carry_no_credentials() -> None:
     assert safe_uri("rtsp://admin:p%40ss@10.1.2.3:554/Streaming/101") == "rtsp://10.1.2.3:554/Streaming/101"
+
+
+async def test_the_wait_between_two_frames_holds_no_worker(rtsp_server: RtspServer) -> None:
+    # One worker, four cameras, frames 2 s apart: a worker that sat out each wait would need 4 x 2 s at least.
+    interval_s, cameras = 2.0, 4
+    async with FrameGrabber(workers=1) as grabber:
+        started = time.perf_counter()
+        grabs = await asyncio.gather(
+            *(grabber.grab(f"cam-{i}", rtsp_server.url("moving"), interval_s=interval_s) for i in range(cameras))
+        )
+        wall_s = time.perf_counter() - started
+    for grab in grabs:
+        assert grab.failure is None, grab.error
+        assert len(grab.frames) == 2
+        assert grab.previous is not None
+        assert grab.latest is not None
+        assert diagnose(grab.latest, grab.previous).verdict == "ok"  # two different moments of the drifting card
+    assert wall_s < cameras * interval_s * 0.75, f"{wall_s:.1f} s"

@@ -152,3 +152,14 @@ def test_thumbnail_is_a_small_jpeg() -> None:
     decoded = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert decoded is not None
     assert decoded.shape == (180, 320, 3)
+
+
+def test_a_picture_too_dark_to_see_change_in_is_too_dark_not_frozen() -> None:
+    # Crushed shadows and an encoder's smoothing leave a dark live scene unchanged between two frames: the fault
+    # to report is the darkness, which also hides whether anything moves.
+    dark = gain(scene(), 0.2)
+    result = diagnose(dark, dark.copy())
+    assert result.verdict == "too_dark"
+    frozen = result.check("frozen")
+    assert frozen is not None
+    assert frozen.failed

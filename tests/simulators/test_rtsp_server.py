@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
 import sys
 import time
 
@@ -14,7 +15,7 @@ import pytest
 from adapters.rtsp.client import probe_stream
 from gateway.domain.errors import GatewayError
 from simulators import rtsp
-from simulators.rtsp import PATTERNS, RtspServer, check_gstreamer
+from simulators.rtsp import LIVE_PATTERNS, PATTERNS, RtspServer, check_gstreamer
 from tests.fixtures.rtsp import RTSP_PASSWORD, RTSP_USER, rtsp_server
 
 # What the patrol's grabber uses (adapters/frame_grabber.py): TCP, and no multi-second FFmpeg stream probe.
@@ -29,7 +30,7 @@ __all__ = ["rtsp_server"]
 
 Frame = NDArray[np.uint8]
 OPEN_TIMEOUT_MS = 10_000
-# Two frames this far apart: a live picture has moved, a frozen one has not (the stream runs at 5 fps).
+# Two frames this far apart: a live picture has moved, a frozen one has not (the stream runs at 15 fps).
 FRAMES_APART = 6
 
 
@@ -48,6 +49,34 @@ def grab_two(url: str) -> tuple[Frame, Frame, float]:
         return np.asarray(first, np.uint8), np.asarray(last, np.uint8), opened
     finally:
         capture.release()
+
+
+def stream_kbps(url: str, seconds: float = 3.0) -> float:
+    """The stream's rate as ffprobe counts its packets over `seconds` (a tool we did not write)."""
+    probe = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-read_intervals",
+            f"%+{seconds}",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=size",
+            "-of",
+            "csv=p=0",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    sizes = [int(line) for line in probe.stdout.split() if line.strip().isdigit()]
+    return sum(sizes) * 8 / 1000 / seconds
 
 
 def sharpness(frame: Frame) -> float:
@@ -89,7 +118,7 @@ def thread_count(pid: int) -> int:
 async def test_a_hundred_camera_bench_shares_one_pipeline_per_pattern() -> None:
     mounts = {f"cam-{i:03d}": PATTERNS[i % len(PATTERNS)] for i in range(120)}
     async with RtspServer(mounts, auth_password="bench") as server:
-        assert server.mounts == 120 + len(PATTERNS)
+        assert server.mounts == 120 + len(PATTERNS) + len(LIVE_PATTERNS)
         results = await asyncio.gather(*(probe_stream(m, server.url(m), None, None, 20.0) for m in mounts))
         assert all((r.codec, r.width, r.height) == ("H264", 640, 360) for r in results)
         assert server.pid is not None
@@ -104,6 +133,20 @@ async def test_a_bad_stream_spec_fails_to_start_saying_why() -> None:
     with pytest.raises(GatewayError, match="unknown pattern 'snow'"):
         async with RtspServer({"cam": "snow"}):
             pass
+
+
+async def test_a_bad_bitrate_fails_to_start_saying_why() -> None:
+    with pytest.raises(GatewayError, match="bad bitrate 'fast'"):
+        async with RtspServer({"cam": "moving:h264:fast"}):
+            pass
+
+
+async def test_the_bitrate_in_the_spec_sets_the_stream_rate(rtsp_server: RtspServer) -> None:
+    # A live picture (the drifting card) at 128 and at 1024 kbit/s: the encoder holds each near its budget.
+    async with RtspServer({"low": "moving:h264:128", "high": "moving:h264:1024"}) as server:
+        low, high = await asyncio.gather(*(asyncio.to_thread(stream_kbps, server.url(m)) for m in ("low", "high")))
+    assert 64 < low < 256
+    assert 512 < high < 2048
 
 
 async def test_a_taken_port_fails_to_start() -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +22,8 @@ from gateway.services.camera_health import CameraHealth
 from gateway.services.patrol import Patrol, in_busy_hours, with_credentials
 from gateway.services.status import Pictures
 from simulators.rtsp import PATTERNS, RtspServer
+from tests.fixtures.paths import REPO
+from tests.fixtures.ports import free_port
 from tests.fixtures.rtsp import RTSP_PASSWORD, rtsp_server
 
 __all__ = ["rtsp_server"]
@@ -128,3 +132,46 @@ def test_busy_hours() -> None:
     assert in_busy_hours(datetime(2026, 11, 30, 7, 45), spans)
     assert not in_busy_hours(datetime(2026, 11, 30, 8, 30), spans)
     assert not in_busy_hours(datetime(2026, 11, 30, 12, 0), spans)
+
+
+async def test_patrol_command_prints_no_opencv_warning_and_says_why_a_camera_has_no_picture(
+    rtsp_server: RtspServer, tmp_path: Path
+) -> None:
+    auth = rtsp_server.url("moving", auth=True)
+    cameras = [
+        {
+            "id": "gate-1",
+            "name": "校门口",
+            "area": "entrance",
+            "rtsp": auth,
+            "username": "admin",
+            "password": RTSP_PASSWORD,
+        },
+        {"id": "gate-2", "name": "北门", "area": "entrance", "rtsp": auth, "username": "admin", "password": "wrong"},
+        {"id": "yard", "name": "操场", "area": "playground", "rtsp": f"rtsp://127.0.0.1:{free_port()}/none"},
+    ]
+    cameras += [{"id": f"hall-{i}", "name": f"大厅 {i}", "rtsp": rtsp_server.url("still")} for i in range(5)]
+    document = {"school": {"id": "51040200001", "name": "攀枝花市第一小学"}, "cameras": cameras}
+    config = tmp_path / "school.yaml"
+    config.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+    out = tmp_path / "report"
+    command = [sys.executable, "-m", "gateway", "patrol", "-c", str(config), "--out", str(out)]
+    done = await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, timeout=120, cwd=REPO, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "WARN" not in done.stderr + done.stdout  # OpenCV's OPENCV_FFMPEG_IS_THREAD_SAFE line, once per open
+    report = {r["camera"]: r for r in json.loads((out / "patrol.json").read_text(encoding="utf-8"))}
+    assert report["gate-1"]["verdict"] == "ok"
+    assert report["gate-1"]["reason"] is None
+    assert (report["gate-2"]["verdict"], report["gate-2"]["reason"]) == ("no_signal", "auth_failed")
+    assert (report["yard"]["verdict"], report["yard"]["reason"]) == ("no_signal", "unreachable")
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert "密码错误 wrong password" in page
+    assert "无法连接 unreachable" in page
+    assert "校门 entrance" in page
+    assert "操场 playground" in page
+    with (out / "patrol.csv").open(encoding="utf-8-sig") as rows:
+        by_camera = {row["camera"]: row for row in csv.DictReader(rows)}
+    assert (by_camera["gate-2"]["reason_zh"], by_camera["yard"]["area_zh"]) == ("密码错误", "操场")
+    assert RTSP_PASSWORD not in page
