@@ -6,14 +6,13 @@ who may see it and how it is encoded.
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
 import json
 from importlib import resources
 from typing import Any, Protocol
 
 from aiohttp import web
 
+from gateway.domain.access import is_loopback, role_of
 from gateway.faces.metrics import render_metrics
 
 STATIC = resources.files("gateway.faces") / "static"
@@ -38,26 +37,11 @@ LOOPBACK_ONLY = web.AppKey("loopback_only", bool)
 ROLE_RANK = {"patrol": 1, "admin": 2}
 
 
-def _is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _presented_role(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else request.query.get("token", "")
-    if not token:
-        return None
-    best: str | None = None
-    for role, expected in request.app[TOKENS].items():
-        matches = bool(expected) and hmac.compare_digest(token.encode(), str(expected).encode())
-        if matches and (best is None or ROLE_RANK.get(role, 0) > ROLE_RANK.get(best, 0)):
-            best = role
-    return best
+    tokens: dict[str, str] = request.app[TOKENS]
+    return role_of(token, tokens, ROLE_RANK)
 
 
 def require(request: web.Request, role: str) -> None:
@@ -152,7 +136,7 @@ async def asset(request: web.Request) -> web.Response:
 def add_routes(app: web.Application, source: StatusSource, tokens: dict[str, str], listen_host: str) -> None:
     app[SOURCE] = source
     app[TOKENS] = dict(tokens)
-    app[LOOPBACK_ONLY] = _is_loopback(listen_host)
+    app[LOOPBACK_ONLY] = is_loopback(listen_host)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/summary", summary)
     app.router.add_get("/api/cameras", cameras)

@@ -1,0 +1,68 @@
+"""The center's wiring: store, intake, MQTT intake (when configured) and the HTTP faces, started in order in
+cleanup contexts and stopped in reverse."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from center.api import MAX_BODY, add_routes
+from center.config import CenterConfig
+from center.intake import Intake
+from center.live import LiveFeed
+from center.mqtt_intake import MqttIntake
+from center.service import CenterService
+from center.store import Store
+
+logger = logging.getLogger(__name__)
+
+SERVICE_KEY = web.AppKey("center_app_service", CenterService)
+
+
+def create_center_app(config: CenterConfig, instance: str | None = None) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY)
+    store = Store(config.storage.url)
+    live = LiveFeed()
+    service = CenterService(config, store, live)
+    intake = Intake(config, store, service.taken)
+    tokens = {str(role): secret.get_secret_value() for role, secret in config.web.tokens.items()}
+    add_routes(app, service, intake, tokens, config.center.host)
+    app[SERVICE_KEY] = service
+    # One MQTT client id per instance: members of one share must not take each other's sessions.
+    client_id = f"huxiao-center-{instance or socket.gethostname()}-{config.center.port}-{os.getpid()}"
+
+    async def storage(_: web.Application) -> AsyncIterator[None]:
+        await store.start()
+        await intake.start()
+        yield
+        live.close()
+        await intake.stop()
+        await store.stop()
+
+    async def mqtt_part(_: web.Application) -> AsyncIterator[None]:
+        if config.mqtt is None:
+            yield
+            return
+        part = MqttIntake(config.mqtt, intake, service, client_id if instance is None else f"huxiao-center-{instance}")
+        await part.start()
+        yield
+        await part.stop()
+
+    app.cleanup_ctx.append(storage)
+    app.cleanup_ctx.append(mqtt_part)
+    return app
+
+
+def run_center(config: CenterConfig) -> None:
+    web.run_app(
+        create_center_app(config),
+        host=config.center.host,
+        port=config.center.port,
+        shutdown_timeout=2.0,
+        print=None,
+        access_log=None,
+    )

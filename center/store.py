@@ -1,0 +1,530 @@
+"""The center's store: one schema on SQLite (default) or PostgreSQL, through the plain DB-API drivers.
+
+Driver choice, measured (`bench/center.py --drivers`, 3,000 WAL inserts with synchronous=FULL on this 2-core machine,
+run twice, noisy): sqlite3 p50 1.0–3.5 ms, SQLAlchemy Core over the same file p50 1.4–4.0 ms; the fsync dominates and
+SQLAlchemy adds ~0.4 ms of Python per statement, on the one thread every write goes through. The SQL here is the
+portable subset, so a dialect needs only its placeholder style and how it opens a transaction.
+
+Every call runs on one thread of the store's own (a single connection is not shared across threads), so the event
+loop never waits on the disk. Writes are batched by the caller: one transaction, one fsync, many events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+from urllib.parse import unquote, urlsplit
+
+from center.migrations import MIGRATIONS
+from gateway.domain.errors import StorageError
+
+logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# Two center instances migrating one PostgreSQL database at once take turns on this advisory lock.
+PG_MIGRATION_LOCK = 0x48555849  # "HUXI"
+# SQLite: a writer waits this long for another process's lock before the write fails (a second process on the
+# same file, such as `huxiao center` and a CLI reading it).
+SQLITE_BUSY_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingEvent:
+    """One CloudEvent as the intake parsed it; `body` is the exact text received."""
+
+    id: str
+    school_id: str
+    type: str
+    time: str | None
+    data: dict[str, Any]
+    body: str
+    via: str  # "http" or "mqtt"
+
+
+def _plain_url(url: str) -> str:
+    """The URL without its password, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return parts._replace(netloc=netloc).geturl()
+
+
+class Database:
+    """One DB-API connection with the dialect's differences (placeholders, transactions) in one place."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        scheme = urlsplit(url).scheme
+        self.dialect = "sqlite" if scheme == "sqlite" else "postgresql"
+        try:
+            self._conn: Any = self._connect_sqlite(url) if self.dialect == "sqlite" else self._connect_pg(url)
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageError(f"cannot open {_plain_url(url)}: {exc}") from exc
+        except Exception as exc:  # psycopg's errors are not importable when only SQLite is used
+            if self.dialect == "postgresql":
+                raise StorageError(f"cannot open {_plain_url(url)}: {exc}") from exc
+            raise
+
+    @staticmethod
+    def _connect_sqlite(url: str) -> sqlite3.Connection:
+        path = Path(url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, isolation_level=None, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # An alarm is acknowledged to its sender only after this commit: FULL makes the commit survive power loss.
+        conn.execute("PRAGMA synchronous=FULL")
+        return conn
+
+    @staticmethod
+    def _connect_pg(url: str) -> Any:
+        import psycopg
+
+        parts = urlsplit(url)
+        return psycopg.connect(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 5432,
+            user=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            dbname=parts.path.lstrip("/"),
+            autocommit=True,
+            connect_timeout=10,
+        )
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.dialect == "postgresql" else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._conn.execute(self._sql(sql), tuple(params))
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return list(self.execute(sql, params).fetchall())
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self.dialect == "sqlite":
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        else:
+            with self._conn.transaction():
+                yield
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def migrate(db: Database) -> int:
+    """Bring the schema to the newest version; returns it. Safe with several instances starting at once."""
+    with db.transaction():
+        if db.dialect == "postgresql":
+            db.execute("SELECT pg_advisory_xact_lock(?)", (PG_MIGRATION_LOCK,))
+        db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        found = db.rows("SELECT MAX(version) FROM schema_version")
+        current = int(found[0][0]) if found and found[0][0] is not None else 0
+        for version, statements in MIGRATIONS:
+            if version <= current:
+                continue
+            for statement in statements:
+                db.execute(statement)
+            db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            current = version
+    return current
+
+
+ALARM_COLUMNS = (
+    "id, school_id, button_id, button_name, location, type, button_event_id, pressed_at, received_at, stored_at, "
+    "ack_by, ack_at"
+)
+
+
+def _alarm_type(event_type: str) -> str | None:
+    """`cn.huxiao.alarm.panic` → `panic`; None for events that are not alarms (pictures, button offline...)."""
+    prefix = "cn.huxiao.alarm."
+    if event_type.startswith(prefix) and event_type != prefix + "pictures":
+        return event_type[len(prefix) :]
+    return None
+
+
+class Store:
+    """The center's tables. Sync methods for the store's thread; `run` calls one from the event loop."""
+
+    def __init__(self, url: str, clock: Callable[[], float] = time.time) -> None:
+        self.url = url
+        self._clock = clock
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="center-store")
+        self._db: Database | None = None
+
+    # lifecycle ----------------------------------------------------------------------------------------------------
+    def open(self) -> None:
+        self._db = Database(self.url)
+        version = migrate(self._db)
+        logger.info("store %s at schema version %d", _plain_url(self.url), version)
+
+    async def start(self) -> None:
+        await self.run(self.open)
+
+    async def stop(self) -> None:
+        if self._db is not None:
+            await self.run(self._db.close)
+            self._db = None
+        self._executor.shutdown(wait=True)
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            raise StorageError("the store is not open")
+        return self._db
+
+    @property
+    def dialect(self) -> str:
+        return self.db.dialect
+
+    # intake -------------------------------------------------------------------------------------------------------
+    def take_events(self, events: Sequence[IncomingEvent]) -> list[bool]:
+        """Store a batch in one transaction; for each event, True when it is new, False for a duplicate id."""
+        db = self.db
+        now = self._clock()
+        fresh: list[bool] = []
+        try:
+            with db.transaction():
+                for event in events:
+                    inserted = db.rows(
+                        "INSERT INTO events (id, school_id, type, time, received_at, via, body) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING id",
+                        (event.id, event.school_id, event.type, event.time, now, event.via, event.body),
+                    )
+                    fresh.append(bool(inserted))
+                    if inserted:
+                        self._file(db, event, now)
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageError(f"cannot store events: {exc}") from exc
+        return fresh
+
+    def _file(self, db: Database, event: IncomingEvent, now: float) -> None:
+        data = event.data
+        button = data.get("button") if isinstance(data.get("button"), dict) else {}
+        assert isinstance(button, dict)
+        button_event_id = str(data.get("button_event_id") or event.id)
+        kind = _alarm_type(event.type)
+        if kind is not None:
+            db.execute(
+                f"INSERT INTO alarms ({ALARM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+                (
+                    event.id,
+                    event.school_id,
+                    str(button.get("id", "")),
+                    str(button.get("name", "")),
+                    str(button.get("location", "") or ""),
+                    kind,
+                    button_event_id,
+                    _text(data.get("pressed_at")),
+                    _text(data.get("received_at")),
+                    now,
+                ),
+            )
+        cameras = data.get("cameras")
+        if isinstance(cameras, list):
+            for position, camera in enumerate(cameras):
+                if isinstance(camera, dict) and camera.get("snapshot_jpeg_base64"):
+                    db.execute(
+                        "INSERT INTO pictures (event_id, position, school_id, button_event_id, camera_id, "
+                        "camera_name, jpeg_base64) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                        (
+                            event.id,
+                            position,
+                            event.school_id,
+                            button_event_id,
+                            str(camera.get("id", "")),
+                            str(camera.get("name", "")),
+                            str(camera["snapshot_jpeg_base64"]),
+                        ),
+                    )
+
+    # alarms -------------------------------------------------------------------------------------------------------
+    def alarms(self, limit: int, school_id: str | None = None) -> list[dict[str, Any]]:
+        where, params = ("WHERE school_id = ?", [school_id]) if school_id else ("", [])
+        rows = self.db.rows(
+            f"SELECT {ALARM_COLUMNS} FROM alarms {where} ORDER BY stored_at DESC, id LIMIT ?", [*params, limit]
+        )
+        return self._with_pictures([_alarm_dict(r) for r in rows])
+
+    def alarm(self, alarm_id: str) -> dict[str, Any] | None:
+        rows = self.db.rows(f"SELECT {ALARM_COLUMNS} FROM alarms WHERE id = ?", (alarm_id,))
+        return self._with_pictures([_alarm_dict(rows[0])])[0] if rows else None
+
+    def alarm_by_button_event(self, school_id: str, button_event_id: str) -> dict[str, Any] | None:
+        rows = self.db.rows(
+            f"SELECT {ALARM_COLUMNS} FROM alarms WHERE school_id = ? AND button_event_id = ?",
+            (school_id, button_event_id),
+        )
+        return self._with_pictures([_alarm_dict(rows[0])])[0] if rows else None
+
+    def _with_pictures(self, alarms: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for alarm in alarms:
+            pictures = self.db.rows(
+                "SELECT event_id, position, camera_id, camera_name FROM pictures "
+                "WHERE school_id = ? AND button_event_id = ? ORDER BY event_id, position",
+                (alarm["school_id"], alarm["button_event_id"]),
+            )
+            alarm["pictures"] = [
+                {"camera": {"id": cam, "name": name}, "url": f"/api/pictures/{event_id}/{position}.jpg"}
+                for event_id, position, cam, name in pictures
+            ]
+        return alarms
+
+    def picture(self, event_id: str, position: int) -> str | None:
+        rows = self.db.rows(
+            "SELECT jpeg_base64 FROM pictures WHERE event_id = ? AND position = ?", (event_id, position)
+        )
+        return str(rows[0][0]) if rows else None
+
+    def acknowledge(self, alarm_id: str, by: str) -> tuple[dict[str, Any] | None, bool]:
+        """(the alarm, whether this call acknowledged it); an alarm already acknowledged keeps its first ack."""
+        db = self.db
+        with db.transaction():
+            changed = db.rows(
+                "UPDATE alarms SET ack_by = ?, ack_at = ? WHERE id = ? AND ack_at IS NULL RETURNING id",
+                (by, self._clock(), alarm_id),
+            )
+        return self.alarm(alarm_id), bool(changed)
+
+    def pending_acks(self, school_id: str) -> list[dict[str, Any]]:
+        """Operator acknowledgements the school's gateway has not confirmed, oldest first."""
+        rows = self.db.rows(
+            "SELECT button_event_id, ack_by, ack_at FROM alarms "
+            "WHERE school_id = ? AND ack_at IS NOT NULL AND ack_confirmed = 0 ORDER BY ack_at",
+            (school_id,),
+        )
+        return [{"button_event_id": b, "by": by, "at": _iso(at)} for b, by, at in rows]
+
+    def acks_told(self, school_id: str, button_event_ids: Sequence[str], confirm_before: float) -> None:
+        """Record that these acks went out in an answer; acks first told before `confirm_before` are confirmed
+        (the gateway has had them in several answers and publishes `acknowledged` once whatever it gets)."""
+        db = self.db
+        now = self._clock()
+        with db.transaction():
+            for button_event_id in button_event_ids:
+                db.execute(
+                    "UPDATE alarms SET ack_sent_at = ? WHERE school_id = ? AND button_event_id = ? "
+                    "AND ack_sent_at IS NULL",
+                    (now, school_id, button_event_id),
+                )
+            db.execute(
+                "UPDATE alarms SET ack_confirmed = 1 WHERE school_id = ? AND ack_sent_at IS NOT NULL "
+                "AND ack_sent_at < ? AND ack_confirmed = 0",
+                (school_id, confirm_before),
+            )
+
+    def confirm_acks(self, school_id: str, button_event_ids: Sequence[str]) -> None:
+        """The gateway said (in its report's `acknowledged`) that it has published these."""
+        db = self.db
+        with db.transaction():
+            for button_event_id in button_event_ids:
+                db.execute(
+                    "UPDATE alarms SET ack_confirmed = 1 WHERE school_id = ? AND button_event_id = ?",
+                    (school_id, button_event_id),
+                )
+
+    def recent_events(self, kinds: Sequence[str], since: float) -> list[dict[str, Any]]:
+        """Non-alarm events (button offline, ...) since a moment, newest first, for the console's failures list."""
+        if not kinds:
+            return []
+        marks = ", ".join("?" for _ in kinds)
+        rows = self.db.rows(
+            f"SELECT id, school_id, type, received_at, body FROM events WHERE type IN ({marks}) AND received_at >= ? "
+            "ORDER BY received_at DESC LIMIT 200",
+            [*kinds, since],
+        )
+        out = []
+        for event_id, school_id, kind, at, body in rows:
+            data = json.loads(body).get("data", {})
+            out.append({"id": event_id, "school_id": school_id, "type": kind, "at": _iso(at), "data": data})
+        return out
+
+    # reports ------------------------------------------------------------------------------------------------------
+    def save_report(self, school_id: str, event_id: str, report_every_s: float, data: dict[str, Any]) -> None:
+        db = self.db
+        now = self._clock()
+        cameras = data.get("cameras") if isinstance(data.get("cameras"), list) else []
+        with db.transaction():
+            db.execute(
+                "INSERT INTO reports (school_id, event_id, received_at, report_every_s, data) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (school_id) DO UPDATE SET event_id = excluded.event_id, "
+                "received_at = excluded.received_at, report_every_s = excluded.report_every_s, data = excluded.data",
+                (school_id, event_id, now, report_every_s, json.dumps(data, ensure_ascii=False)),
+            )
+            for camera in cameras or []:
+                if not isinstance(camera, dict) or "id" not in camera:
+                    continue
+                state = str(camera.get("state", "unknown"))
+                db.execute(
+                    "INSERT INTO camera_states (school_id, camera_id, state, since) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (school_id, camera_id) DO UPDATE SET state = excluded.state, "
+                    "since = CASE WHEN camera_states.state = excluded.state THEN camera_states.since "
+                    "ELSE excluded.since END",
+                    (school_id, str(camera["id"]), state, now),
+                )
+
+    def reports(self) -> dict[str, tuple[float, float, dict[str, Any]]]:
+        """school id → (received_at, report_every_s, data) of its latest report."""
+        rows = self.db.rows("SELECT school_id, received_at, report_every_s, data FROM reports")
+        return {s: (float(at), float(every), json.loads(data)) for s, at, every, data in rows}
+
+    def camera_states(self, school_id: str) -> dict[str, tuple[str, float]]:
+        rows = self.db.rows("SELECT camera_id, state, since FROM camera_states WHERE school_id = ?", (school_id,))
+        return {c: (str(state), float(since)) for c, state, since in rows}
+
+    # hazards and patrols ------------------------------------------------------------------------------------------
+    def open_hazard(
+        self, school_id: str, kind: str, subject: str, detail: str, deadline: float, by: str, auto: bool
+    ) -> dict[str, Any]:
+        """Open a hazard, unless the same (school, kind, subject) is open already: then that one is returned."""
+        db = self.db
+        with db.transaction():
+            found = db.rows(
+                f"SELECT {HAZARD_COLUMNS} FROM hazards WHERE school_id = ? AND kind = ? AND subject = ? "
+                "AND closed_at IS NULL",
+                (school_id, kind, subject),
+            )
+            if found:
+                return _hazard_dict(found[0])
+            hazard_id = str(uuid.uuid4())
+            db.execute(
+                "INSERT INTO hazards (id, school_id, kind, subject, detail, opened_at, deadline, opened_by, auto) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (hazard_id, school_id, kind, subject, detail, self._clock(), deadline, by, int(auto)),
+            )
+            return _hazard_dict(db.rows(f"SELECT {HAZARD_COLUMNS} FROM hazards WHERE id = ?", (hazard_id,))[0])
+
+    def close_hazard(self, hazard_id: str, by: str, reason: str) -> dict[str, Any] | None:
+        db = self.db
+        with db.transaction():
+            db.execute(
+                "UPDATE hazards SET closed_at = ?, closed_by = ?, close_reason = ? WHERE id = ? AND closed_at IS NULL",
+                (self._clock(), by, reason, hazard_id),
+            )
+            rows = db.rows(f"SELECT {HAZARD_COLUMNS} FROM hazards WHERE id = ?", (hazard_id,))
+        return _hazard_dict(rows[0]) if rows else None
+
+    def hazards(self, open_only: bool = False, school_id: str | None = None) -> list[dict[str, Any]]:
+        clauses, params = [], []
+        if open_only:
+            clauses.append("closed_at IS NULL")
+        if school_id is not None:
+            clauses.append("school_id = ?")
+            params.append(school_id)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        rows = self.db.rows(f"SELECT {HAZARD_COLUMNS} FROM hazards {where} ORDER BY opened_at DESC", params)
+        return [_hazard_dict(r) for r in rows]
+
+    def hazards_told(self, hazard_ids: Sequence[str]) -> None:
+        db = self.db
+        with db.transaction():
+            for hazard_id in hazard_ids:
+                db.execute(
+                    "UPDATE hazards SET told_at = ? WHERE id = ? AND told_at IS NULL", (self._clock(), hazard_id)
+                )
+
+    def log_patrol(self, school_id: str, by: str, found: str) -> dict[str, Any]:
+        patrol_id = str(uuid.uuid4())
+        at = self._clock()
+        with self.db.transaction():
+            self.db.execute(
+                "INSERT INTO patrols (id, school_id, by_name, at, found) VALUES (?, ?, ?, ?, ?)",
+                (patrol_id, school_id, by, at, found),
+            )
+        return {"id": patrol_id, "school_id": school_id, "by": by, "at": _iso(at), "found": found}
+
+    def patrols(self, school_id: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        where, params = ("WHERE school_id = ?", [school_id]) if school_id else ("", [])
+        rows = self.db.rows(
+            f"SELECT id, school_id, by_name, at, found FROM patrols {where} ORDER BY at DESC LIMIT ?", [*params, limit]
+        )
+        return [{"id": i, "school_id": s, "by": b, "at": _iso(at), "found": f} for i, s, b, at, f in rows]
+
+
+HAZARD_COLUMNS = (
+    "id, school_id, kind, subject, detail, opened_at, deadline, opened_by, auto, told_at, closed_at, closed_by, "
+    "close_reason"
+)
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _iso(at: float | None) -> str | None:
+    if at is None:
+        return None
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(float(at), UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _alarm_dict(row: tuple[Any, ...]) -> dict[str, Any]:
+    (
+        alarm_id,
+        school_id,
+        button_id,
+        button_name,
+        location,
+        kind,
+        button_event_id,
+        pressed,
+        received,
+        stored,
+        by,
+        at,
+    ) = row
+    return {
+        "id": alarm_id,
+        "school_id": school_id,
+        "button": {"id": button_id, "name": button_name, "location": location},
+        "type": kind,
+        "button_event_id": button_event_id,
+        "pressed_at": pressed,
+        "received_at": received,
+        "stored_at": _iso(stored),
+        "acknowledged": {"by": by, "at": _iso(at)} if at is not None else None,
+    }
+
+
+def _hazard_dict(row: tuple[Any, ...]) -> dict[str, Any]:
+    (hazard_id, school_id, kind, subject, detail, opened, deadline, by, auto, told, closed, closed_by, reason) = row
+    return {
+        "id": hazard_id,
+        "school_id": school_id,
+        "kind": kind,
+        "subject": subject,
+        "detail": detail,
+        "opened_at": _iso(opened),
+        "deadline": _iso(deadline),
+        "deadline_ts": float(deadline),
+        "opened_by": by,
+        "auto": bool(auto),
+        "told_at": _iso(told),
+        "closed_at": _iso(closed),
+        "closed_by": closed_by,
+        "close_reason": reason,
+    }
