@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.upstreams.signing import HEADER, sign
-from tests.center.running import center_config, running_center, sqlite_url
+from tests.center.running import center_config, running_center
 from tests.center.senders import SCHOOL_A, SCHOOL_B, alarm_event, report_event, signed
 
 
@@ -22,8 +21,8 @@ def refused_counts(text: str) -> dict[str, float]:
     raise AssertionError("no huxiao_center_refused_total in /metrics")
 
 
-async def test_an_alarm_is_stored_once_and_a_duplicate_id_answers_409(tmp_path: Path) -> None:
-    async with running_center(center_config(sqlite_url(tmp_path))) as base, aiohttp.ClientSession() as http:
+async def test_an_alarm_is_stored_once_and_a_duplicate_id_answers_409(storage_url: str) -> None:
+    async with running_center(center_config(storage_url)) as base, aiohttp.ClientSession() as http:
         body = alarm_event(SCHOOL_A, "press-1")
         async with http.post(f"{base}/alarms", data=body, headers=signed(SCHOOL_A, body)) as answer:
             assert answer.status == 200
@@ -42,8 +41,8 @@ async def test_an_alarm_is_stored_once_and_a_duplicate_id_answers_409(tmp_path: 
     )
 
 
-async def test_forged_stale_replayed_and_unknown_are_refused_and_counted(tmp_path: Path) -> None:
-    async with running_center(center_config(sqlite_url(tmp_path))) as base, aiohttp.ClientSession() as http:
+async def test_forged_stale_replayed_and_unknown_are_refused_and_counted(storage_url: str) -> None:
+    async with running_center(center_config(storage_url)) as base, aiohttp.ClientSession() as http:
         body = alarm_event(SCHOOL_A)
         forged = {HEADER: sign("not-the-secret", body, int(time.time()))}
         stale = signed(SCHOOL_A, body, time.time() - 400)
@@ -72,8 +71,8 @@ async def test_forged_stale_replayed_and_unknown_are_refused_and_counted(tmp_pat
     assert counts["malformed"] == 1
 
 
-async def test_an_operator_ack_reaches_the_school_in_its_next_report_answer(tmp_path: Path) -> None:
-    async with running_center(center_config(sqlite_url(tmp_path))) as base, aiohttp.ClientSession() as http:
+async def test_an_operator_ack_reaches_the_school_in_its_next_report_answer(storage_url: str) -> None:
+    async with running_center(center_config(storage_url)) as base, aiohttp.ClientSession() as http:
         body = alarm_event(SCHOOL_A, "press-7")
         async with http.post(f"{base}/alarms", data=body, headers=signed(SCHOOL_A, body)) as answer:
             alarm_id = (await answer.json())["id"]
@@ -98,8 +97,8 @@ async def test_an_operator_ack_reaches_the_school_in_its_next_report_answer(tmp_
     assert other_acks == []
 
 
-async def test_city_rates_and_silent_schools_from_reports(tmp_path: Path) -> None:
-    async with running_center(center_config(sqlite_url(tmp_path))) as base, aiohttp.ClientSession() as http:
+async def test_city_rates_and_silent_schools_from_reports(storage_url: str) -> None:
+    async with running_center(center_config(storage_url)) as base, aiohttp.ClientSession() as http:
         report = report_event(SCHOOL_A, 0.9, total=10, compliant=True)
         async with http.post(f"{base}/reports", data=report, headers=signed(SCHOOL_A, report)) as answer:
             assert answer.status == 200
@@ -119,8 +118,8 @@ async def test_city_rates_and_silent_schools_from_reports(tmp_path: Path) -> Non
     assert "全市 city,2,1,90.0,50.0" in csv_text.splitlines()
 
 
-async def test_reads_need_a_token_off_loopback_and_acks_need_the_duty_token(tmp_path: Path) -> None:
-    config = center_config(sqlite_url(tmp_path), tokens={"duty": "duty-token"})
+async def test_reads_need_a_token_off_loopback_and_acks_need_the_duty_token(storage_url: str) -> None:
+    config = center_config(storage_url, tokens={"duty": "duty-token"})
     async with running_center(config) as base, aiohttp.ClientSession() as http:
         body = alarm_event(SCHOOL_A)
         async with http.post(f"{base}/alarms", data=body, headers=signed(SCHOOL_A, body)) as answer:
