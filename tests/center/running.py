@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from center.app import create_center_app
 from center.config import CenterConfig, parse_center_config
 from tests.center.senders import SCHOOL_A, SCHOOL_B, SECRETS
 from tests.fixtures.ports import free_port
+from tests.fixtures.waiting import POLL_S
 
 
 def center_config(
@@ -50,3 +52,14 @@ async def running_center(config: CenterConfig, instance: str | None = None) -> A
         yield f"http://{config.center.listen}"
     finally:
         await runner.cleanup()
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0, what: str = "condition") -> None:
+    """`eventually` for a check that must itself await (an HTTP read of the running center)."""
+    try:
+        async with asyncio.timeout(timeout):
+            # Polling: the state lives in another server (the center), which cannot set our events.
+            while not await check():  # noqa: ASYNC110
+                await asyncio.sleep(POLL_S)
+    except TimeoutError:
+        raise AssertionError(f"{what} not reached within {timeout} s") from None
