@@ -219,7 +219,7 @@ class CenterService:
         school = self.config.school(school_id)
         if school is None:
             return None
-        report = self.store.reports().get(school_id)
+        report = self.store.report(school_id)
         return self._row(school, report, self.store.hazards(open_only=True, school_id=school_id))
 
     def city_sync(self) -> dict[str, Any]:
