@@ -15,6 +15,7 @@ from center.config import CenterConfig
 from center.intake import Intake
 from center.live import LiveFeed
 from center.mqtt_intake import MqttIntake
+from center.pg_feed import CrossInstanceFeed
 from center.service import CenterService
 from center.store import Store
 
@@ -35,12 +36,22 @@ def create_center_app(config: CenterConfig, instance: str | None = None) -> web.
     # One MQTT client id per instance: members of one share must not take each other's sessions.
     client_id = f"huxiao-center-{instance or socket.gethostname()}-{config.center.port}-{os.getpid()}"
 
+    async def show_from_others(kind: str, ids: list[str]) -> None:
+        for row in await store.run(store.alarms_by_ids, ids):
+            live.publish(kind, service.decorate(row))
+
     async def storage(_: web.Application) -> AsyncIterator[None]:
         await store.start()
+        feed = None
+        if store.dialect == "postgresql":
+            feed = CrossInstanceFeed(store.connect_again, store.instance, show_from_others)
+            await feed.start()
         await intake.start()
         yield
         live.close()
         await intake.stop()
+        if feed is not None:
+            await feed.stop()
         await store.stop()
 
     async def mqtt_part(_: web.Application) -> AsyncIterator[None]:

@@ -165,8 +165,10 @@ def _alarm_type(event_type: str) -> str | None:
 class Store:
     """The center's tables. Sync methods for the store's thread; `run` calls one from the event loop."""
 
-    def __init__(self, url: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, url: str, clock: Callable[[], float] = time.time, instance: str | None = None) -> None:
         self.url = url
+        # Names this process in cross-instance notices (PostgreSQL), so it skips its own.
+        self.instance = instance or str(uuid.uuid4())
         self._clock = clock
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="center-store")
         self._db: Database | None = None
@@ -228,6 +230,7 @@ class Store:
                         f"INSERT INTO alarms ({ALARM_COLUMNS}) VALUES " + _values(len(alarm_chunk), 12),
                         [v for row in alarm_chunk for v in row],
                     )
+                    self._notify(db, "alarm", [str(row[0]) for row in alarm_chunk])
                 picture_rows = [row for e in fresh_events for row in _picture_rows(e)]
                 for picture_chunk in _chunks(picture_rows, ROWS_PER_STATEMENT):
                     db.execute(
@@ -244,6 +247,24 @@ class Store:
             fresh.append(event.id in new_ids and event.id not in first)
             first.add(event.id)
         return fresh
+
+    def _notify(self, db: Database, kind: str, ids: list[str]) -> None:
+        """Tell the other instances on this PostgreSQL (sent at commit; SQLite has one instance)."""
+        if db.dialect == "postgresql" and ids:
+            from center.pg_feed import CHANNEL, notice
+
+            db.execute("SELECT pg_notify(?, ?)", (CHANNEL, notice(self.instance, kind, ids)))
+
+    def connect_again(self) -> Any:
+        """A second connection to the same database (the cross-instance listener's own)."""
+        return Database(self.url)._conn
+
+    def alarms_by_ids(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        if not ids:
+            return []
+        marks = ", ".join("?" for _ in ids)
+        rows = self.db.rows(f"SELECT {ALARM_COLUMNS} FROM alarms WHERE id IN ({marks}) ORDER BY stored_at", list(ids))
+        return self._with_pictures([_alarm_dict(r) for r in rows])
 
     # alarms -------------------------------------------------------------------------------------------------------
     def alarms(self, limit: int, school_id: str | None = None) -> list[dict[str, Any]]:
@@ -291,6 +312,8 @@ class Store:
                 "UPDATE alarms SET ack_by = ?, ack_at = ? WHERE id = ? AND ack_at IS NULL RETURNING id",
                 (by, self._clock(), alarm_id),
             )
+            if changed:
+                self._notify(db, "ack", [alarm_id])
         return self.alarm(alarm_id), bool(changed)
 
     def pending_acks(self, school_id: str) -> list[dict[str, Any]]:
