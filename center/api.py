@@ -12,7 +12,7 @@ import io
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib import resources
 from typing import Any
 
@@ -39,6 +39,8 @@ INTAKE = web.AppKey("center_intake", Intake)
 TOKENS: web.AppKey[dict[str, str]] = web.AppKey("center_tokens", dict)
 LOOPBACK_ONLY = web.AppKey("center_loopback_only", bool)
 HEALTH = web.AppKey("center_health", dict)
+# Parts besides storage that report their health: name → () → (ok, detail). Not ok makes the status degraded.
+HEALTH_CHECKS: web.AppKey[dict[str, Callable[[], tuple[bool, str]]]] = web.AppKey("center_health_checks", dict)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -357,6 +359,9 @@ async def healthz(request: web.Request) -> web.Response:
         _set(parts, "storage", False, str(exc)[:200])
     except Exception as exc:  # the driver's own errors (sqlite3/psycopg) name the fault for the operator
         _set(parts, "storage", False, f"{type(exc).__name__}: {str(exc)[:200]}")
+    for name, check in request.app[HEALTH_CHECKS].items():
+        ok, detail = check()
+        _set(parts, name, ok, detail)
     status = "failing" if not parts["storage"]["ok"] else ("ok" if all(p["ok"] for p in parts.values()) else "degraded")
     return _json({"status": status, "parts": parts}, status=503 if status == "failing" else 200)
 
@@ -396,6 +401,7 @@ def add_routes(
     app[TOKENS] = dict(tokens)
     app[LOOPBACK_ONLY] = is_loopback(host)
     app[HEALTH] = {}
+    app[HEALTH_CHECKS] = {}
     app.router.add_post("/alarms", take_alarm)
     app.router.add_post("/reports", take_alarm)
     app.router.add_get("/api/alarms", alarms)

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from center.api import MAX_BODY, add_routes
+from center.api import HEALTH_CHECKS, MAX_BODY, add_routes
 from center.config import CenterConfig
 from center.intake import Intake
 from center.live import LiveFeed
@@ -60,7 +60,9 @@ def create_center_app(config: CenterConfig, instance: str | None = None) -> web.
             return
         part = MqttIntake(config.mqtt, intake, service, client_id if instance is None else f"huxiao-center-{instance}")
         await part.start()
+        app[HEALTH_CHECKS]["mqtt"] = lambda: (part.connected, "connected" if part.connected else str(part.last_error))
         yield
+        app[HEALTH_CHECKS].pop("mqtt", None)
         await part.stop()
 
     async def end_feeds(_: web.Application) -> None:

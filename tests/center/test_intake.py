@@ -3,6 +3,7 @@ stale (and counted), answered with operator acks and hazards."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 
@@ -11,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.upstreams.signing import HEADER, sign
 from tests.center.running import center_config, running_center
-from tests.center.senders import SCHOOL_A, SCHOOL_B, alarm_event, report_event, signed
+from tests.center.senders import SCHOOL_A, SCHOOL_B, alarm_event, pictures_event, report_event, signed
 
 
 def refused_counts(text: str) -> dict[str, float]:
@@ -135,3 +136,27 @@ async def test_reads_need_a_token_off_loopback_and_acks_need_the_duty_token(stor
     assert "duty-token" not in text
     assert "secret-a" not in text
     assert json.loads(text)[0]["acknowledged"]["by"] == "duty"
+
+
+async def test_late_pictures_join_their_alarm_and_are_served_as_jpeg(storage_url: str) -> None:
+    jpeg = b"\xff\xd8\xff\xe0fake-but-bytes\xff\xd9"
+    camera = {
+        "id": "gate-1",
+        "name": "校门口",
+        "stream_uri": "",
+        "snapshot_jpeg_base64": base64.b64encode(jpeg).decode(),
+    }
+    async with running_center(center_config(storage_url)) as base, aiohttp.ClientSession() as http:
+        body = alarm_event(SCHOOL_A, "press-9")
+        async with http.post(f"{base}/alarms", data=body, headers=signed(SCHOOL_A, body)) as answer:
+            assert answer.status == 200
+        pictures = pictures_event(SCHOOL_A, "press-9", [camera])
+        async with http.post(f"{base}/alarms", data=pictures, headers=signed(SCHOOL_A, pictures)) as answer:
+            assert answer.status == 200
+        async with http.get(f"{base}/api/alarms") as answer:
+            rows = await answer.json()
+        assert len(rows) == 1
+        assert [p["camera"]["name"] for p in rows[0]["pictures"]] == ["校门口"]
+        async with http.get(base + rows[0]["pictures"][0]["url"]) as answer:
+            assert answer.content_type == "image/jpeg"
+            assert await answer.read() == jpeg

@@ -151,5 +151,8 @@ async def test_an_event_naming_another_school_than_its_topic_is_dropped(
             ids = [a["button_event_id"] for a in await answer.json()]
         async with http.get(f"{base}/metrics") as answer:
             metrics = await answer.text()
+        async with http.get(f"{base}/healthz") as answer:
+            health = await answer.json()
+    assert health["parts"]["mqtt"]["ok"] is True
     assert ids == ["genuine"]
     assert 'huxiao_center_refused_total{reason="wrong_topic"} 1' in metrics
