@@ -33,6 +33,17 @@ logger = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
 
+
+def _driver_errors() -> tuple[type[Exception], ...]:
+    try:
+        import psycopg
+    except ImportError:  # SQLite-only installs
+        return (sqlite3.Error, OSError)
+    return (sqlite3.Error, OSError, psycopg.Error)
+
+
+DRIVER_ERRORS = _driver_errors()
+
 # Two center instances migrating one PostgreSQL database at once take turns on this advisory lock.
 PG_MIGRATION_LOCK = 0x48555849  # "HUXI"
 # SQLite: a writer waits this long for another process's lock before the write fails (a second process on the
@@ -129,6 +140,9 @@ class Database:
     def close(self) -> None:
         self._conn.close()
 
+    def broken(self) -> bool:
+        return self.dialect == "postgresql" and bool(self._conn.closed or self._conn.broken)
+
 
 def migrate(db: Database) -> int:
     """Bring the schema to the newest version; returns it. Safe with several instances starting at once."""
@@ -172,10 +186,12 @@ class Store:
         self._clock = clock
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="center-store")
         self._db: Database | None = None
+        self._opened = False  # opened once: from then on a lost connection is opened again
 
     # lifecycle ----------------------------------------------------------------------------------------------------
     def open(self) -> None:
         self._db = Database(self.url)
+        self._opened = True
         version = migrate(self._db)
         logger.info("store %s at schema version %d", _plain_url(self.url), version)
 
@@ -183,14 +199,30 @@ class Store:
         await self.run(self.open)
 
     async def stop(self) -> None:
+        self._opened = False
         if self._db is not None:
             await self.run(self._db.close)
             self._db = None
         self._executor.shutdown(wait=True)
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """`fn` on the store's thread. A driver error becomes a StorageError; a PostgreSQL connection that broke
+        (server restarted, network cut) is opened again for the next call."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+        return await loop.run_in_executor(self._executor, lambda: self._guarded(fn, *args, **kwargs))
+
+    def _guarded(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        if self._opened and (self._db is None or self._db.broken()):
+            logger.warning("store %s: connection lost; opening it again", _plain_url(self.url))
+            if self._db is not None:
+                with contextlib.suppress(*DRIVER_ERRORS):
+                    self._db.close()
+            self._db = None
+            self.open()
+        try:
+            return fn(*args, **kwargs)
+        except DRIVER_ERRORS as exc:
+            raise StorageError(f"store {_plain_url(self.url)}: {type(exc).__name__}: {exc}") from exc
 
     @property
     def db(self) -> Database:
@@ -238,7 +270,7 @@ class Store:
                         "jpeg_base64) VALUES " + _values(len(picture_chunk), 7) + " ON CONFLICT DO NOTHING",
                         [v for row in picture_chunk for v in row],
                     )
-        except (sqlite3.Error, OSError) as exc:
+        except DRIVER_ERRORS as exc:
             raise StorageError(f"cannot store events: {exc}") from exc
         # The first of two events with one id in the same batch is the new one; the second a duplicate.
         first: set[str] = set()
