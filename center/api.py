@@ -19,8 +19,9 @@ from typing import Any
 from aiohttp import web
 
 from adapters.upstreams.signing import HEADER
-from center.intake import REPORT_TYPE, Intake, Refused
+from center.intake import Intake, Refused
 from center.service import CenterService
+from center.store import REPORT_TYPE
 from gateway.domain.access import is_loopback, role_of
 from gateway.domain.errors import StorageError
 

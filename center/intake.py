@@ -32,7 +32,6 @@ MAX_BATCH = 500
 # Signatures remembered for replay detection: all of the ±300 s window at the bench's 1,000 events/s, and more.
 REMEMBERED_SIGNATURES = 1_000_000
 SOURCE_PREFIX = "huxiao/"
-REPORT_TYPE = "cn.huxiao.status"
 
 
 class Refusal(StrEnum):

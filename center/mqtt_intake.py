@@ -26,8 +26,9 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from center.config import CenterMqttConfig
-from center.intake import REPORT_TYPE, Intake, Refused
+from center.intake import Intake, Refused
 from center.service import CenterService
+from center.store import REPORT_TYPE
 from gateway.domain.errors import GatewayError
 
 logger = logging.getLogger(__name__)

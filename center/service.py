@@ -15,10 +15,9 @@ from typing import Any
 
 from center import hazards as rules
 from center.config import CenterConfig, SchoolEntry
-from center.intake import REPORT_TYPE
 from center.live import LiveFeed
-from center.store import IncomingEvent, Store, _alarm_type
-from monitoring.city import DEFAULT_REPORT_EVERY_S, SchoolReading, camera_counts, city_table, is_reporting
+from center.store import REPORT_TYPE, IncomingEvent, Store, _alarm_type
+from monitoring.city import SchoolReading, camera_counts, city_table, is_reporting
 
 logger = logging.getLogger(__name__)
 
@@ -120,11 +119,9 @@ class CenterService:
         """Record a status report (when new) and build the answer its gateway gets."""
         school_id = event.school_id
         if fresh:
-            every = event.data.get("report_every_s")
-            every_s = float(every) if isinstance(every, int | float) and every > 0 else DEFAULT_REPORT_EVERY_S
-            await self.store.run(self.store.save_report, school_id, event.id, every_s, event.data)
+            # The report itself was filed with its event, in the intake's transaction.
             confirmed = event.data.get("acknowledged")
-            if isinstance(confirmed, list):
+            if isinstance(confirmed, list) and confirmed:
                 await self.store.run(self.store.confirm_acks, school_id, [str(x) for x in confirmed])
             await self.store.run(self.evaluate_hazards, school_id, event.data)
             row = await self.store.run(self.school_row_sync, school_id)
