@@ -160,3 +160,18 @@ async def test_late_pictures_join_their_alarm_and_are_served_as_jpeg(storage_url
         async with http.get(base + rows[0]["pictures"][0]["url"]) as answer:
             assert answer.content_type == "image/jpeg"
             assert await answer.read() == jpeg
+
+
+async def test_garbage_by_the_hundred_does_not_take_the_center_down(storage_url: str) -> None:
+    junk = [b"", b"null", b"[]", b'{"id": 1}', b"\xff\xfe\x00", b'{"id":"x","source":"nope","type":"t"}'] * 40
+    async with running_center(center_config(storage_url)) as base, aiohttp.ClientSession() as http:
+        for body in junk:
+            async with http.post(f"{base}/alarms", data=body, headers=signed(SCHOOL_A, body)) as answer:
+                assert answer.status == 400
+        async with http.post(f"{base}/reports", data=b"{}", headers={HEADER: "garbage"}) as answer:
+            assert answer.status == 400
+        good = alarm_event(SCHOOL_A, "after-junk")
+        async with http.post(f"{base}/alarms", data=good, headers=signed(SCHOOL_A, good)) as answer:
+            assert answer.status == 200
+        async with http.get(f"{base}/healthz") as answer:
+            assert (await answer.json())["status"] == "ok"
