@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
@@ -36,9 +37,14 @@ def create_center_app(config: CenterConfig, instance: str | None = None) -> web.
     # One MQTT client id per instance: members of one share must not take each other's sessions.
     client_id = f"huxiao-center-{instance or socket.gethostname()}-{config.center.port}-{os.getpid()}"
 
-    async def show_from_others(kind: str, ids: list[str]) -> None:
-        for row in await store.run(store.alarms_by_ids, ids):
-            live.publish(kind, service.decorate(row))
+    async def show_from_others(kind: str, items: list[Any]) -> None:
+        if kind == "alarm":  # the rows themselves: shown without a read
+            for row in items:
+                if isinstance(row, dict) and "school_id" in row:
+                    live.publish("alarm", service.decorate(row))
+        elif kind == "ack":
+            for row in await store.run(store.alarms_by_ids, [str(i) for i in items]):
+                live.publish("ack", service.decorate(row))
 
     async def storage(_: web.Application) -> AsyncIterator[None]:
         await store.start()

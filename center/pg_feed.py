@@ -8,6 +8,7 @@ a thread: psycopg's wait for notices blocks), reads those rows and puts them on 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 from collections.abc import Callable, Coroutine
@@ -24,16 +25,40 @@ STOP_CHECK_S = 0.5
 RECONNECT_S = 2.0
 
 
-def notice(instance: str, kind: str, ids: list[str]) -> str:
-    """The payload: `<instance>|<kind>|id,id,...` (PostgreSQL allows 8,000 bytes: callers send ≤ 100 ids)."""
-    return f"{instance}|{kind}|{','.join(ids)}"
+# PostgreSQL takes payloads up to 8,000 bytes; rows are packed into notices below this.
+MAX_PAYLOAD = 7500
 
 
-def parse_notice(payload: str) -> tuple[str, str, list[str]] | None:
+def notice(instance: str, kind: str, items: list[Any]) -> str:
+    """The payload: `<instance>|<kind>|<JSON list>`: alarm rows themselves (so the other instances show them
+    without reading the database), or ids for acks."""
+    return f"{instance}|{kind}|{json.dumps(items, ensure_ascii=False, separators=(',', ':'))}"
+
+
+def notices(instance: str, kind: str, items: list[Any]) -> list[str]:
+    """`items` packed into as few notices as fit (an item too big on its own goes alone; PostgreSQL refuses it,
+    and that instance's consoles see it at their next reload)."""
+    out: list[str] = []
+    batch: list[Any] = []
+    for item in items:
+        if batch and len(notice(instance, kind, [*batch, item]).encode()) > MAX_PAYLOAD:
+            out.append(notice(instance, kind, batch))
+            batch = []
+        batch.append(item)
+    if batch:
+        out.append(notice(instance, kind, batch))
+    return out
+
+
+def parse_notice(payload: str) -> tuple[str, str, list[Any]] | None:
     parts = payload.split("|", 2)
     if len(parts) != 3:
         return None
-    return parts[0], parts[1], [i for i in parts[2].split(",") if i]
+    try:
+        items = json.loads(parts[2])
+    except ValueError:
+        return None
+    return (parts[0], parts[1], items) if isinstance(items, list) else None
 
 
 class CrossInstanceFeed:
@@ -41,7 +66,7 @@ class CrossInstanceFeed:
         self,
         connect: Callable[[], Any],
         instance: str,
-        deliver: Callable[[str, list[str]], Coroutine[Any, Any, None]],
+        deliver: Callable[[str, list[Any]], Coroutine[Any, Any, None]],
     ) -> None:
         self._connect = connect
         self._instance = instance
@@ -86,9 +111,9 @@ class CrossInstanceFeed:
         parsed = parse_notice(payload)
         if parsed is None or parsed[0] == self._instance or self._loop is None:
             return
-        _, kind, ids = parsed
-        future = asyncio.run_coroutine_threadsafe(self._deliver(kind, ids), self._loop)
+        _, kind, items = parsed
+        future = asyncio.run_coroutine_threadsafe(self._deliver(kind, items), self._loop)
         try:
             future.result(10.0)
         except (GatewayError, TimeoutError) as exc:
-            logger.warning("cross-instance feed: %s %d rows not shown: %s", kind, len(ids), exc)
+            logger.warning("cross-instance feed: %s %d rows not shown: %s", kind, len(items), exc)

@@ -272,7 +272,6 @@ class Store:
                         f"INSERT INTO alarms ({ALARM_COLUMNS}) VALUES " + _values(len(alarm_chunk), 12),
                         [v for row in alarm_chunk for v in row],
                     )
-                    self._notify(db, "alarm", [str(row[0]) for row in alarm_chunk])
                 # Reports are filed in the same transaction: 100 reports/s must not cost 100 more fsyncs.
                 for event in fresh_events:
                     if event.type == REPORT_TYPE:
@@ -284,6 +283,14 @@ class Store:
                         "jpeg_base64) VALUES " + _values(len(picture_chunk), 7) + " ON CONFLICT DO NOTHING",
                         [v for row in picture_chunk for v in row],
                     )
+                if db.dialect == "postgresql" and alarm_rows:
+                    shown: dict[str, list[dict[str, Any]]] = {}
+                    for row in picture_rows:
+                        shown.setdefault(str(row[0]), []).append(
+                            {"camera": {"id": row[4], "name": row[5]}, "url": f"/api/pictures/{row[0]}/{row[1]}.jpg"}
+                        )
+                    feed_rows = [{**_alarm_dict(r), "pictures": shown.get(str(r[0]), [])} for r in alarm_rows]
+                    self._notify(db, "alarm", feed_rows)
         except DRIVER_ERRORS as exc:
             raise StorageError(f"cannot store events: {exc}") from exc
         # The first of two events with one id in the same batch is the new one; the second a duplicate.
@@ -294,12 +301,13 @@ class Store:
             first.add(event.id)
         return fresh
 
-    def _notify(self, db: Database, kind: str, ids: list[str]) -> None:
-        """Tell the other instances on this PostgreSQL (sent at commit; SQLite has one instance)."""
-        if db.dialect == "postgresql" and ids:
-            from center.pg_feed import CHANNEL, notice
+    def _notify(self, db: Database, kind: str, items: list[Any]) -> None:
+        """Tell the other instances on this PostgreSQL (delivered at commit; SQLite has one instance)."""
+        if db.dialect == "postgresql" and items:
+            from center.pg_feed import CHANNEL, notices
 
-            db.execute("SELECT pg_notify(?, ?)", (CHANNEL, notice(self.instance, kind, ids)))
+            for payload in notices(self.instance, kind, items):
+                db.execute("SELECT pg_notify(?, ?)", (CHANNEL, payload))
 
     def connect_again(self) -> Any:
         """A second connection to the same database (the cross-instance listener's own)."""

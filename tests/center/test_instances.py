@@ -21,11 +21,15 @@ async def test_a_console_on_one_instance_sees_alarms_and_acks_taken_by_the_other
         http.get(f"{one}/events") as feed,
     ):
         await feed.content.readline()
-        body = alarm_event(SCHOOL_A, "via-two")
+        camera = {"id": "gate-1", "name": "校门口", "stream_uri": "", "snapshot_jpeg_base64": "/9j/2Q=="}
+        body = alarm_event(SCHOOL_A, "via-two", cameras=[camera])
         async with http.post(f"{two}/alarms", data=body, headers=signed(SCHOOL_A, body)) as answer:
             assert answer.status == 200
         alarm = await next_event(feed.content, "alarm")
         assert (alarm["button_event_id"], alarm["school"]["name"]) == ("via-two", "攀枝花市第一小学")
+        assert [p["camera"]["name"] for p in alarm["pictures"]] == ["校门口"]
+        async with http.get(one + alarm["pictures"][0]["url"]) as answer:
+            assert answer.status == 200
         async with http.post(f"{two}/api/alarms/{alarm['id']}/ack", json={"by": "赵"}) as answer:
             assert answer.status == 200
         ack = await next_event(feed.content, "ack")
