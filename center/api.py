@@ -123,7 +123,7 @@ async def alarms(request: web.Request) -> web.Response:
     except ValueError:
         raise _error(400, "limit must be a whole number") from None
     service = request.app[SERVICE]
-    rows = await service.store.run(service.store.alarms, limit, request.query.get("school"))
+    rows = await service.store.read(service.store.alarms, limit, request.query.get("school"))
     return _json([service.decorate(r) for r in rows])
 
 
@@ -150,7 +150,7 @@ async def picture(request: web.Request) -> web.Response:
         position = int(request.match_info["position"])
     except ValueError:
         raise _error(404, "no such picture") from None
-    encoded = await service.store.run(service.store.picture, request.match_info["event_id"], position)
+    encoded = await service.store.read(service.store.picture, request.match_info["event_id"], position)
     if encoded is None:
         raise _error(404, "no such picture")
     try:
@@ -163,13 +163,13 @@ async def picture(request: web.Request) -> web.Response:
 async def schools(request: web.Request) -> web.Response:
     require(request, "duty")
     service = request.app[SERVICE]
-    return _json(await service.store.run(service.school_rows_sync))
+    return _json(await service.store.read(service.school_rows_sync))
 
 
 async def city(request: web.Request) -> web.Response:
     require(request, "duty")
     service = request.app[SERVICE]
-    return _json(await service.store.run(service.city_sync))
+    return _json(await service.store.read(service.city_sync))
 
 
 def _pct(value: object) -> str:
@@ -179,7 +179,7 @@ def _pct(value: object) -> str:
 async def city_csv(request: web.Request) -> web.Response:
     require(request, "duty")
     service = request.app[SERVICE]
-    table = await service.store.run(service.city_sync)
+    table = await service.store.read(service.city_sync)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["区 district", "学校 schools", "上报 reporting", "联网率 networking_rate %", "达标率 compliant %"])
@@ -207,7 +207,7 @@ async def hazards(request: web.Request) -> web.Response:
     require(request, "duty")
     service = request.app[SERVICE]
     open_only = request.query.get("open", "") in ("1", "true")
-    rows = await service.store.run(service.store.hazards, open_only, request.query.get("school"))
+    rows = await service.store.read(service.store.hazards, open_only, request.query.get("school"))
     now = time.time()
     return _json([{**h, "overdue": h["closed_at"] is None and h["deadline_ts"] < now} for h in rows])
 
@@ -251,7 +251,7 @@ async def close_hazard(request: web.Request) -> web.Response:
 async def patrols(request: web.Request) -> web.Response:
     require(request, "duty")
     service = request.app[SERVICE]
-    return _json(await service.store.run(service.store.patrols, request.query.get("school")))
+    return _json(await service.store.read(service.store.patrols, request.query.get("school")))
 
 
 async def log_patrol(request: web.Request) -> web.Response:
@@ -306,7 +306,7 @@ async def metrics(request: web.Request) -> web.Response:
     require(request, "duty")
     service = request.app[SERVICE]
     counts = request.app[INTAKE].metrics()
-    table = await service.store.run(service.city_sync)
+    table = await service.store.read(service.city_sync)
     lines = [
         "# HELP huxiao_center_events_total CloudEvents stored, by the face they came through",
         "# TYPE huxiao_center_events_total counter",
@@ -354,7 +354,7 @@ async def healthz(request: web.Request) -> web.Response:
     parts: dict[str, Any] = request.app[HEALTH]
     try:
         async with asyncio.timeout(2.0):
-            await service.store.run(service.store.db.rows, "SELECT 1")
+            await service.store.read(service.store.ping)
         _set(parts, "storage", True, "ok")
     except (StorageError, TimeoutError, OSError) as exc:
         _set(parts, "storage", False, str(exc)[:200])

@@ -43,7 +43,7 @@ def create_center_app(config: CenterConfig, instance: str | None = None) -> web.
                 if isinstance(row, dict) and "school_id" in row:
                     live.publish("alarm", service.decorate(row))
         elif kind == "ack":
-            for row in await store.run(store.alarms_by_ids, [str(i) for i in items]):
+            for row in await store.read(store.alarms_by_ids, [str(i) for i in items]):
                 live.publish("ack", service.decorate(row))
 
     async def storage(_: web.Application) -> AsyncIterator[None]:

@@ -88,6 +88,7 @@ class MqttIntake:
             client.tls_set()
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         return client
 
@@ -123,8 +124,17 @@ class MqttIntake:
         options = SubscribeOptions(qos=1)
         client.subscribe([(f"$share/{share}/{topic}/+", options), (f"$share/{share}/{topic}/+/status", options)])
         self.last_error = None
-        self._connected.set()
         logger.info("center mqtt: subscribed to $share/%s/%s/+ and .../+/status", share, topic)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any) -> None:
+        # Ready only once the broker has the subscription (SUBACK): a message published before it would find
+        # no member of the share and be dropped.
+        failed = [r for r in reasons if getattr(r, "is_failure", False)]
+        if failed:
+            self.last_error = f"subscription refused: {failed[0]}"
+            logger.error("center mqtt: subscription refused: %s", failed[0])
+            return
+        self._connected.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         self._connected.clear()

@@ -40,11 +40,11 @@ class CenterService:
         """An operator acknowledged: MQTT gateways get the school's list at once (HTTP ones with their next report)."""
         await self.school_changed(school_id)
         if self.publish_acks is not None:
-            answer = await self.store.run(self.answer_sync, school_id)
+            answer = await self.store.read(self.answer_sync, school_id)
             self.publish_acks(school_id, json.dumps(answer, ensure_ascii=False).encode())
 
     async def school_changed(self, school_id: str) -> None:
-        row = await self.store.run(self.school_row_sync, school_id)
+        row = await self.store.read(self.school_row_sync, school_id)
         if row is not None:
             self.live.publish("school", row)
 
@@ -54,7 +54,7 @@ class CenterService:
             if _alarm_type(event.type) is not None:
                 self.live.publish("alarm", self.alarm_row_of(event))
             elif event.type == PICTURES_TYPE:
-                row = await self.store.run(
+                row = await self.store.read(
                     self.store.alarm_by_button_event, event.school_id, str(event.data.get("button_event_id", ""))
                 )
                 if row is not None:
@@ -123,11 +123,11 @@ class CenterService:
             confirmed = event.data.get("acknowledged")
             if isinstance(confirmed, list) and confirmed:
                 await self.store.run(self.store.confirm_acks, school_id, [str(x) for x in confirmed])
-            await self.store.run(self.evaluate_hazards, school_id, event.data)
-            row = await self.store.run(self.school_row_sync, school_id)
+            await self.store.read(self.evaluate_hazards, school_id, event.data)
+            row = await self.store.read(self.school_row_sync, school_id)
             if row is not None:
                 self.live.publish("school", row)
-        return await self.store.run(self.answer_sync, school_id)
+        return await self.store.read(self.answer_sync, school_id)
 
     def answer_sync(self, school_id: str) -> dict[str, Any]:
         acks = self.store.pending_acks(school_id)

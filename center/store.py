@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -47,6 +48,8 @@ DRIVER_ERRORS = _driver_errors()
 
 # Two center instances migrating one PostgreSQL database at once take turns on this advisory lock.
 PG_MIGRATION_LOCK = 0x48555849  # "HUXI"
+# Threads for reads (API, report answers) beside the one writer: two cores, and reads mostly wait on the database.
+READERS = 2
 # SQLite: a writer waits this long for another process's lock before the write fails (a second process on the
 # same file, such as `huxiao center` and a CLI reading it).
 SQLITE_BUSY_TIMEOUT_S = 5.0
@@ -187,48 +190,70 @@ def _alarm_type(event_type: str) -> str | None:
 
 
 class Store:
-    """The center's tables. Sync methods for the store's thread; `run` calls one from the event loop."""
+    """The center's tables. Sync methods run on the store's threads: `run` on the one writer (the intake's
+    batches, acks, hazards), `read` on the readers (the API and report answers), each thread with its own
+    connection, so a burst of reads never holds an alarm's commit back."""
 
     def __init__(self, url: str, clock: Callable[[], float] = time.time, instance: str | None = None) -> None:
         self.url = url
         # Names this process in cross-instance notices (PostgreSQL), so it skips its own.
         self.instance = instance or str(uuid.uuid4())
+        self.dialect = "sqlite" if urlsplit(url).scheme == "sqlite" else "postgresql"
         self._clock = clock
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="center-store")
-        self._db: Database | None = None
-        self._opened = False  # opened once: from then on a lost connection is opened again
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="center-store")
+        self._readers = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="center-read")
+        self._local = threading.local()
+        self._connections: list[Database] = []
+        self._lock = threading.Lock()
+        self._opened = False  # migrated once: from then on every thread opens (and reopens) its own connection
 
     # lifecycle ----------------------------------------------------------------------------------------------------
     def open(self) -> None:
-        self._db = Database(self.url)
+        version = migrate(self.connection())
         self._opened = True
-        version = migrate(self._db)
         logger.info("store %s at schema version %d", _plain_url(self.url), version)
+
+    def connection(self) -> Database:
+        db = Database(self.url)
+        with self._lock:
+            self._connections.append(db)
+        self._local.db = db
+        return db
 
     async def start(self) -> None:
         await self.run(self.open)
 
     async def stop(self) -> None:
         self._opened = False
-        if self._db is not None:
-            await self.run(self._db.close)
-            self._db = None
-        self._executor.shutdown(wait=True)
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for db in connections:
+            with contextlib.suppress(*DRIVER_ERRORS):
+                db.close()
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """`fn` on the store's thread. A driver error becomes a StorageError; a PostgreSQL connection that broke
+        """`fn` on the writer thread. A driver error becomes a StorageError; a PostgreSQL connection that broke
         (server restarted, network cut) is opened again for the next call."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: self._guarded(fn, *args, **kwargs))
+        return await loop.run_in_executor(self._writer, lambda: self._guarded(fn, *args, **kwargs))
+
+    async def read(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """`fn` on a reader thread (it may write now and then: the database serialises that)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, lambda: self._guarded(fn, *args, **kwargs))
 
     def _guarded(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        if self._opened and (self._db is None or self._db.broken()):
+        db: Database | None = getattr(self._local, "db", None)
+        if db is not None and db.broken():
             logger.warning("store %s: connection lost; opening it again", _plain_url(self.url))
-            if self._db is not None:
-                with contextlib.suppress(*DRIVER_ERRORS):
-                    self._db.close()
-            self._db = None
-            self.open()
+            with contextlib.suppress(*DRIVER_ERRORS):
+                db.close()
+            with self._lock:
+                if db in self._connections:
+                    self._connections.remove(db)
+            self._local.db = None
         try:
             return fn(*args, **kwargs)
         except DRIVER_ERRORS as exc:
@@ -236,13 +261,16 @@ class Store:
 
     @property
     def db(self) -> Database:
-        if self._db is None:
-            raise StorageError("the store is not open")
-        return self._db
+        """This thread's connection, opened on first use once the store is open."""
+        db: Database | None = getattr(self._local, "db", None)
+        if db is None:
+            if not self._opened:
+                raise StorageError("the store is not open")
+            db = self.connection()
+        return db
 
-    @property
-    def dialect(self) -> str:
-        return self.db.dialect
+    def ping(self) -> None:
+        self.db.rows("SELECT 1")
 
     # intake -------------------------------------------------------------------------------------------------------
     def take_events(self, events: Sequence[IncomingEvent]) -> list[bool]:
@@ -310,7 +338,7 @@ class Store:
                 db.execute("SELECT pg_notify(?, ?)", (CHANNEL, payload))
 
     def connect_again(self) -> Any:
-        """A second connection to the same database (the cross-instance listener's own)."""
+        """A connection of its own to the same database (the cross-instance listener's), not shared."""
         return Database(self.url)._conn
 
     def alarms_by_ids(self, ids: Sequence[str]) -> list[dict[str, Any]]:
