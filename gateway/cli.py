@@ -143,6 +143,22 @@ def cmd_press(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_center(args: argparse.Namespace) -> int:
+    from center.app import run_center
+    from center.config import load_center_config
+
+    try:
+        config = load_center_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_CONFIG
+    setup_logging(args.log_level)
+    print(f"huxiao center: {len(config.schools)} schools on http://{config.center.listen}/", flush=True)
+    run_center(config)
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
@@ -210,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--broker", help="mqtt://host:port, with --school")
     press.add_argument("--school", help="the school id (with --broker)")
     press.add_argument("--prefix", default="huxiao", help="topic prefix (with --broker)")
+    add("center", cmd_center, "run the command center: alarms and reports from many gateways").add_argument(
+        "-c", "--config", type=Path, required=True
+    )
     demo = add("demo", cmd_demo, "run a simulated school and the gateway on localhost")
     demo.add_argument("--workdir", type=Path, default=Path("var/demo"), help="where the demo keeps its files")
     demo.add_argument("--port", type=int, default=8080, help="status page port (0: any free port)")

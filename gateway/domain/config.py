@@ -10,9 +10,9 @@ import codecs
 import os
 import re
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
@@ -548,6 +548,24 @@ def _raw_cross_references(data: dict[str, Any]) -> list[tuple[tuple[str | int, .
 
 def parse_config(text: str, filename: str = "<config>", env: dict[str, str] | None = None) -> GatewayConfig:
     """Validate YAML text into a GatewayConfig, or raise ConfigError listing every mistake with its line."""
+    return parse_yaml_model(text, GatewayConfig, filename, env, _raw_cross_references, "`school:`")
+
+
+_Parsed = TypeVar("_Parsed", bound=BaseModel)
+
+
+def parse_yaml_model(
+    text: str,
+    model: type[_Parsed],
+    filename: str = "<config>",
+    env: dict[str, str] | None = None,
+    raw_checks: Callable[[dict[str, Any]], list[tuple[Path_, str]]] | None = None,
+    required: str = "a key",
+) -> _Parsed:
+    """YAML text → `model`, with `${ENV}` substitution and every mistake reported as `file:line: key: message`.
+
+    `raw_checks` looks at the plain data (after substitution) for problems that need a line, such as duplicate
+    ids; the `center` config is loaded the same way."""
     env = dict(os.environ) if env is None else env
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -558,9 +576,9 @@ def parse_config(text: str, filename: str = "<config>", env: dict[str, str] | No
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([f"{filename}:{line}: YAML syntax error: {problem}"]) from None
     if node is None or data is None:
-        raise ConfigError([f"{filename}:1: the file is empty; at least `school:` is required"])
+        raise ConfigError([f"{filename}:1: the file is empty; at least {required} is required"])
     if not isinstance(data, dict):
-        raise ConfigError([f"{filename}:1: the top level must be a mapping of keys (school:, cameras:, ...)"])
+        raise ConfigError([f"{filename}:1: the top level must be a mapping of keys"])
     lines = _LineMap()
     lines.walk(node, ())
     problems = [
@@ -574,12 +592,12 @@ def parse_config(text: str, filename: str = "<config>", env: dict[str, str] | No
         unset = f"environment variable {name} is not set"
         what = f"secret {name} cannot be read" if name.startswith("file:") else unset
         problems.append((line, f"{filename}:{line}: {_dotted(path)}: {what}"))
-    for path, message in _raw_cross_references(data):
+    for path, message in raw_checks(data) if raw_checks is not None else []:
         line = lines.line_of(path)
         problems.append((line, f"{filename}:{line}: {_dotted(path)}: {message}"))
     config = None
     try:
-        config = GatewayConfig.model_validate(data)
+        config = model.model_validate(data)
     except ValidationError as exc:
         problems += list(_errors(exc, lines, filename))
     if problems or config is None:
@@ -588,16 +606,20 @@ def parse_config(text: str, filename: str = "<config>", env: dict[str, str] | No
     return config
 
 
-def load_config(path: Path | str, env: dict[str, str] | None = None) -> GatewayConfig:
-    """Read and validate a config file; relative storage paths stay relative to the working directory."""
-    path = Path(path)
+def read_config_text(path: Path) -> str:
+    """The file's text, or a ConfigError that names it."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"{path}:1: cannot read the file: {exc.strerror or exc}"]) from None
     except UnicodeDecodeError:
         raise ConfigError([f"{path}:1: the file is not UTF-8 text"]) from None
-    return parse_config(text, str(path), env)
+
+
+def load_config(path: Path | str, env: dict[str, str] | None = None) -> GatewayConfig:
+    """Read and validate a config file; relative storage paths stay relative to the working directory."""
+    path = Path(path)
+    return parse_config(read_config_text(path), str(path), env)
 
 
 def secret_values(config: GatewayConfig) -> list[str]:

@@ -7,8 +7,6 @@ who may see it and how it is encoded.
 from __future__ import annotations
 
 import asyncio
-import hmac
-import ipaddress
 import json
 from collections.abc import Callable
 from importlib import resources
@@ -16,6 +14,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from gateway.domain.access import is_loopback, role_of
 from gateway.faces.metrics import render_metrics
 
 STATIC = resources.files("gateway.faces") / "static"
@@ -42,26 +41,11 @@ HEALTH: web.AppKey[HealthReport] = web.AppKey("health")
 ROLE_RANK = {"patrol": 1, "admin": 2}
 
 
-def _is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _presented_role(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else request.query.get("token", "")
-    if not token:
-        return None
-    best: str | None = None
-    for role, expected in request.app[TOKENS].items():
-        matches = bool(expected) and hmac.compare_digest(token.encode(), str(expected).encode())
-        if matches and (best is None or ROLE_RANK.get(role, 0) > ROLE_RANK.get(best, 0)):
-            best = role
-    return best
+    tokens: dict[str, str] = request.app[TOKENS]
+    return role_of(token, tokens, ROLE_RANK)
 
 
 def require(request: web.Request, role: str) -> None:
@@ -162,7 +146,7 @@ def add_routes(
     app[SOURCE] = source
     app[HEALTH] = health
     app[TOKENS] = dict(tokens)
-    app[LOOPBACK_ONLY] = _is_loopback(listen_host)
+    app[LOOPBACK_ONLY] = is_loopback(listen_host)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/summary", summary)
     app.router.add_get("/api/cameras", cameras)

@@ -1,0 +1,1 @@
+"""`huxiao center`: the command center that receives alarms and status reports from many school gateways."""
