@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gateway.domain.errors import StorageError
-from gateway.services.storage import open_database
+from gateway.services.storage import connect, open_database
 
 logger = logging.getLogger(__name__)
 
@@ -29,13 +30,28 @@ class Database:
         self._conn = conn
         self.path = str(path)
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="database")
+        self._worker_ident = self._worker.submit(threading.get_ident).result()
+        self._local = threading.local()
+        self._others: list[sqlite3.Connection] = []
+        self._others_lock = threading.Lock()
         self.failure: str | None = None  # the last write's error, None once a write works again
         self.failed_since: float | None = None
 
     @property
     def conn(self) -> sqlite3.Connection:
-        """The connection itself, for reads made from a thread (SQLite serialises a connection's users)."""
-        return self._conn
+        """A connection of the calling thread's own, for work done in other threads (uptime, patrol results,
+        acknowledgements). One connection is never used by two threads: CPython's sqlite3 takes SQLite's
+        connection mutex for some calls while holding the GIL and releases the GIL for others, so two threads
+        on one connection can deadlock each other and the event loop with them (seen in a 1,000-camera test)."""
+        if threading.get_ident() == self._worker_ident:
+            return self._conn
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path, synchronous="NORMAL")
+            self._local.conn = conn
+            with self._others_lock:
+                self._others.append(conn)
+        return conn
 
     @classmethod
     async def open(cls, path: Path | str) -> Database:
@@ -78,6 +94,10 @@ class Database:
     def close(self) -> None:
         self._worker.shutdown(wait=True)
         self._conn.close()
+        with self._others_lock:
+            for conn in self._others:
+                conn.close()
+            self._others.clear()
 
 
 def _never_raises(future: Future[bool]) -> None:

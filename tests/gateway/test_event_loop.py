@@ -26,6 +26,7 @@ from aiohttp.test_utils import TestServer
 
 from gateway.app import create_app
 from gateway.domain.config import parse_config
+from gateway.services import database as database_module
 from gateway.services import outbox as outbox_module
 from gateway.services import storage
 from gateway.services.storage import connect
@@ -79,6 +80,7 @@ async def test_a_thousand_camera_round_with_transitions_never_holds_the_loop(
     watching = False
     monkeypatch.setattr(storage, "connect", traced)
     monkeypatch.setattr(outbox_module, "connect", traced)
+    monkeypatch.setattr(database_module, "connect", traced)
     cameras = [
         {
             "id": f"cam-{i:04d}",
