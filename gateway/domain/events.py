@@ -27,6 +27,10 @@ PICTURES = "cn.huxiao.alarm.pictures"
 BUTTON_OFFLINE = "cn.huxiao.button.offline"
 BUTTON_ONLINE = "cn.huxiao.button.online"
 BUTTON_FLOOD = "cn.huxiao.button.flood"  # presses folded while a button was pressed over and over; data.count
+# The outbox could not commit an alarm (disk full, read-only, I/O error): the alarm went from memory; data.error
+STORAGE_FAILED = "cn.huxiao.gateway.storage_failed"
+# The `seq` of an event that is not in the outbox (sent from memory because storing it failed); real ones start at 1.
+UNSTORED_SEQ = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,6 +102,18 @@ class _SnapshotCollector(Collector):
             refused.add_metric([str(button_id), str(reason)], float(count))
         yield refused
 
+        storage = data.get("storage_failures") or {}
+        yield CounterMetricFamily(
+            "huxiao_storage_failures",
+            "commits of alarms the outbox could not make (disk full, read-only, I/O error)",
+            value=float(storage.get("failed_commits", 0)),
+        )
+        yield CounterMetricFamily(
+            "huxiao_alarms_unstored",
+            "alarms sent to the upstreams from memory because they could not be stored (each counted once)",
+            value=float(storage.get("unstored_alarms", 0)),
+        )
+
 
 def render_metrics(data: dict[str, Any]) -> bytes:
     """Prometheus text format for one snapshot of the gateway's figures."""

@@ -19,7 +19,10 @@ from gateway.domain.events import (
     BUTTON_ONLINE,
     EVENT_TYPES,
     PICTURES,
+    STORAGE_FAILED,
+    UNSTORED_SEQ,
     ButtonPress,
+    OutboxEvent,
     alarm_data,
     button_json,
     cloudevent,
@@ -66,6 +69,36 @@ class AlarmEvents:
             made.press.event_id,
             lambda seq: made.body(self._config, seq, linked),
         )
+
+    def unstored(self, made: PressEvent, at: float) -> OutboxEvent:
+        """The press as it goes from memory when the outbox cannot store it: the same id and body it gets on disk
+        (so a platform that later receives it from the outbox sees a repeat), but no sequence number yet."""
+        new = self.as_new(made)
+        return OutboxEvent(
+            UNSTORED_SEQ,
+            new.event_id,
+            new.event_type,
+            new.button_id,
+            new.button_event_id,
+            new.body_of(UNSTORED_SEQ),
+            at,
+        )
+
+    def storage_failed(self, error: str, alarms: list[PressEvent], at: float) -> OutboxEvent:
+        """The gateway's own alarm that its disk refused a commit: the error, and the alarms sent from memory."""
+        event_id, moment = new_event_id(), datetime.fromtimestamp(at, UTC)
+        data = {
+            "school": school_json(self._config.school),
+            "at": iso(moment),
+            "error": error,
+            "storage": str(self._config.storage.path),
+            "alarms": [
+                {"id": made.event_id, "button": button_json(made.button), "button_event_id": made.press.event_id}
+                for made in alarms
+            ],
+        }
+        body = cloudevent(event_id, STORAGE_FAILED, self._config.school, moment, data)
+        return OutboxEvent(UNSTORED_SEQ, event_id, STORAGE_FAILED, None, None, body, at)
 
     def availability(self, button: ButtonConfig, online: bool, reason: str) -> NewEvent:
         event_id, event_type, now = new_event_id(), BUTTON_ONLINE if online else BUTTON_OFFLINE, datetime.now(UTC)

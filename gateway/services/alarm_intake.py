@@ -3,6 +3,11 @@
 Runs in the listener's commit thread: every press of a batch is committed in one transaction (one fsync), and only
 then does the listener acknowledge the messages to the broker. What is not a press (availability, signs of life)
 and what follows a stored press is handed to the event loop through `LoopCalls`.
+
+When the commit fails (disk full, read-only, I/O error) the presses are not acknowledged, so the broker keeps them,
+but they do not wait for the disk: each goes to the upstreams from memory at once, and the failure goes too, as a
+`cn.huxiao.gateway.storage_failed` event (once until a commit works again). The press is remembered by its button
+event id, so the broker's redelivery, stored once the disk works, keeps the CloudEvent id the police already have.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ class LoopCalls(Protocol):
     def seen(self, button_id: str) -> None: ...
     def availability(self, button_id: str, online: bool) -> None: ...
     def stored(self, made: PressEvent, event: OutboxEvent) -> None: ...
+    def unstored(self, event: OutboxEvent) -> None: ...
 
 
 class AlarmIntake:
@@ -72,6 +78,17 @@ class AlarmIntake:
         # Flood folding is decided in this thread and summed up on the loop: one lock between the two.
         self._flood = FloodGuard({b.id: FloodSettings(b.flood.presses, b.flood.within) for b in buttons.values()})
         self._flood_lock = threading.Lock()
+        # Presses sent from memory because storing them failed, by (button, button event id), until they are stored;
+        # and, for devices that send no id, their payload digest → the id derived at the first delivery.
+        self._unstored: dict[tuple[str, str], PressEvent] = {}
+        self._unstored_digests: dict[tuple[str, str], str] = {}
+        self._derived: dict[tuple[str, str], str] = {}  # this batch's derived ids → their payload digest
+        self._failure_told = False  # the storage_failed event went out for the current failure
+        # Presses left unacknowledged with the broker because storing them failed: the loop renews the broker
+        # session once storage works again, so that they come back (a plain bool: read from the loop).
+        self.held = False
+        self.unstored_alarms = 0  # presses sent from memory (each once, however often the broker sends it again)
+        self.storage_failures = 0  # commits of presses that failed
 
     def close(self) -> None:
         if self._sequences is not None:
@@ -94,25 +111,42 @@ class AlarmIntake:
         storing failed: those stay with the broker, which sends them again)."""
         verdicts = [True] * len(batch)
         presses: list[tuple[int, PressEvent]] = []
+        self._derived.clear()
         for index, (route, message) in enumerate(batch):
             press = self._interpret(route, message)
-            if press is not None and self._folded(press):
+            if press is None:
+                continue
+            earlier = self._unstored.get((press.button_id, press.event_id))
+            if earlier is not None:
+                presses.append((index, earlier))  # the broker again with a press sent from memory: same event
+                continue
+            if self._folded(press):
                 continue  # acknowledged: counted into the button's flood summary
-            if press is not None:
-                presses.append((index, self._events.press(self._buttons[route.button_id], press)))
+            presses.append((index, self._events.press(self._buttons[route.button_id], press)))
         if not presses:
             return verdicts
         news = [self._events.as_new(made) for _index, made in presses]
         try:
             stored = self._outbox.store_many(news)
-        except StorageError:
-            logger.exception("%d alarms could not be stored; the broker keeps them", len(presses))
+        except StorageError as exc:
+            logger.error("%d alarms could not be stored (%s); the broker keeps them, sent from memory", len(news), exc)
             for index, _made in presses:
                 verdicts[index] = False
+            self.held = True
+            self._send_unstored([made for _index, made in presses], str(exc))
             return verdicts
+        self._failure_told = False
         for (_index, made), event in zip(presses, stored, strict=True):
+            key = (made.button.id, made.press.event_id)
+            sent_from_memory = self._unstored.pop(key, None) is not None
+            if key in self._derived:
+                self._unstored_digests.pop((made.button.id, self._derived[key]), None)
             if event is None:
                 logger.info("%s: alarm %s again (duplicate), dropped", made.button.id, made.press.event_id)
+                continue
+            if sent_from_memory:
+                logger.warning("%s: alarm %s stored now, after it went from memory", made.button.id, event.id)
+                self._call(self._loop_calls.stored, made, event)  # the forwarders know its id: not sent again
                 continue
             logger.info(
                 "%s: %s alarm received from %s, button event %s",
@@ -124,6 +158,25 @@ class AlarmIntake:
             self._acknowledge(made.button.id, made.press.event_id, "received")
             self._call(self._loop_calls.stored, made, event)
         return verdicts
+
+    def _send_unstored(self, presses: list[PressEvent], error: str) -> None:
+        """Each press not sent yet goes from memory now (the button told `received`: the gateway has it), and the
+        failure as an event of its own, once until a commit works again."""
+        now = time.time()
+        self.storage_failures += 1
+        new = [made for made in presses if (made.button.id, made.press.event_id) not in self._unstored]
+        for made in new:
+            self._unstored[(made.button.id, made.press.event_id)] = made
+            digest = self._derived.get((made.button.id, made.press.event_id))
+            if digest is not None:
+                self._unstored_digests[(made.button.id, digest)] = made.press.event_id
+            self.unstored_alarms += 1
+            logger.warning("%s: alarm %s not stored; sending it from memory", made.button.id, made.event_id)
+            self._acknowledge(made.button.id, made.press.event_id, "received")
+            self._call(self._loop_calls.unstored, self._events.unstored(made, now))
+        if not self._failure_told:
+            self._failure_told = True
+            self._call(self._loop_calls.unstored, self._events.storage_failed(error, new, now))
 
     def _interpret(self, route: Route, message: mqtt.MQTTMessage) -> ButtonPress | None:
         """What one message means; presses are returned for storing, the rest handled on the event loop."""
@@ -153,9 +206,14 @@ class AlarmIntake:
         if meaning.event_id is None:
             digest = profiles.payload_digest(payload)
             since = received.timestamp() - DUP_WINDOW_S
-            if message.dup and self._outbox.seen_digest(route.button_id, digest, since):
+            earlier = self._unstored_digests.get((route.button_id, digest)) if message.dup else None
+            if earlier is not None:
+                event_id = earlier  # a press sent from memory, from the broker again: the id derived then
+            elif message.dup and self._outbox.seen_digest(route.button_id, digest, since):
                 return None
-            event_id = profiles.derived_event_id(route.button_id, payload, received)
+            else:
+                event_id = profiles.derived_event_id(route.button_id, payload, received)
+            self._derived[(route.button_id, event_id)] = digest
         else:
             event_id = meaning.event_id
         pressed = trusted_press_time(meaning.pressed_at, received, button.window.past, button.window.future)

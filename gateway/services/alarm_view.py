@@ -45,3 +45,8 @@ class AlarmView:
     def refused_messages(self) -> dict[tuple[str, str], int]:
         """Signed-button messages refused, by (button, reason)."""
         return dict(self._service.intake.refused)
+
+    def storage_failures(self) -> dict[str, int]:
+        """Commits of presses that failed, and the presses sent from memory instead."""
+        intake = self._service.intake
+        return {"failed_commits": intake.storage_failures, "unstored_alarms": intake.unstored_alarms}

@@ -143,8 +143,13 @@ class AlarmService:
     async def _recover_storage(self) -> None:
         while True:
             await asyncio.sleep(STORAGE_RETRY_EVERY_S)
-            if self.outbox.failure is not None and await asyncio.to_thread(self.outbox.probe):
+            # `held`, not only the outbox's last error: another write (a delivery mark, a button event) that works
+            # clears that error, yet the presses the broker holds come back only on a new connection.
+            if self.outbox.failure is None and not self.intake.held:
+                continue
+            if await asyncio.to_thread(self.outbox.probe):
                 logger.warning("storage: the outbox can store again; asking the broker for what it still holds")
+                self.intake.held = False  # set again if the redelivered presses cannot be stored either
                 self.listener.renew()
 
     # -- from the commit thread (through the loop) -----------------------------------------------------------
@@ -168,6 +173,11 @@ class AlarmService:
             self._tasks.spawn("alarm-pictures", self._pictures.attach(made, event))
         else:
             self._submit(event)
+
+    def unstored(self, event: OutboxEvent) -> None:
+        """An event the outbox could not store (a press, or the storage failure itself): every upstream, from memory."""
+        for forwarder in self.forwarders:
+            forwarder.submit_unstored(event)
 
     # -- the event loop -------------------------------------------------------------------------------------
 

@@ -2,6 +2,11 @@
 
 Each button has its own queue, so a platform that refuses one event holds back only the later events of that
 button, and each upstream has its own forwarder, so the education platform being down never delays the police.
+
+An event the outbox could not store (disk full, read-only) goes through the same queue from memory
+(`submit_unstored`, seq `UNSTORED_SEQ`). When the broker's redelivery lands it on disk later, under the same id,
+it is not sent again: delivered already, it is only marked so in the outbox; still on its way, the stored copy's
+delivery row takes the marks of the copy in the queue.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from dataclasses import dataclass, field
 
 from adapters.upstreams.base import Upstream
 from gateway.domain.errors import UpstreamError
-from gateway.domain.events import OutboxEvent
+from gateway.domain.events import UNSTORED_SEQ, OutboxEvent
 from gateway.services.outbox import Outbox
 from gateway.services.supervisor import TaskSet
 from monitoring.latency import LatencyHistogram
@@ -68,6 +73,10 @@ class Forwarder:
         # Each button's queue is drained by a task owned here (and, in the app, by the supervisor's task set).
         self._tasks = tasks if tasks is not None else TaskSet(Counter())
         self._queued: set[int] = set()
+        # Events sent from memory, by id: those still queued (with their stored copy once it lands), and those
+        # delivered (with the attempts it took) whose stored copy has not landed yet.
+        self._unstored_queued: dict[str, OutboxEvent | None] = {}
+        self._unstored_delivered: dict[str, int] = {}
         self.latency = LatencyHistogram()
         self._stopped = asyncio.Event()
 
@@ -84,11 +93,28 @@ class Forwarder:
         """A new event, already committed to the outbox."""
         self._enqueue(event, 0)
 
+    def submit_unstored(self, event: OutboxEvent) -> None:
+        """A new event the outbox could not store: sent from memory, once per id."""
+        if event.id in self._unstored_queued or event.id in self._unstored_delivered or self._stopped.is_set():
+            return
+        self._unstored_queued[event.id] = None
+        self._append(event, 0)
+
     def _enqueue(self, event: OutboxEvent, attempts: int) -> None:
         if event.seq in self._queued or self._stopped.is_set():
             # Stopping: the event is on disk, and the next start sends it (its session may be closed already).
             return
+        if event.id in self._unstored_delivered:
+            # Sent from memory while the disk was broken, and now stored: the platform has it.
+            self._outbox.mark_delivered(self.upstream.name, event.seq, self._unstored_delivered.pop(event.id))
+            return
+        if event.id in self._unstored_queued:
+            self._unstored_queued[event.id] = event  # the copy in the queue marks this one when it is through
+            return
         self._queued.add(event.seq)
+        self._append(event, attempts)
+
+    def _append(self, event: OutboxEvent, attempts: int) -> None:
         key = event.button_id or ""
         queue = self._queues.setdefault(key, _Queue())
         queue.items.append((event, attempts))
@@ -106,7 +132,9 @@ class Forwarder:
                     now = time.time()
                     delay = self._backoff.delay(attempts, self._draw())
                     self.upstream.state.down(now, str(exc))
-                    self._outbox.mark_failed(self.upstream.name, event.seq, attempts, now + delay, str(exc))
+                    stored = self._stored_copy(event)
+                    if stored is not None:
+                        self._outbox.mark_failed(self.upstream.name, stored.seq, attempts, now + delay, str(exc))
                     if attempts == 1 or attempts % 10 == 0:
                         logger.warning(
                             "%s: event %s not delivered (attempt %d): %s; retry in %.1f s",
@@ -121,7 +149,11 @@ class Forwarder:
                 break
             now = time.time()
             self.upstream.state.up(now)
-            self._outbox.mark_delivered(self.upstream.name, event.seq, attempts)
+            stored = self._stored_copy(event)
+            if stored is not None:
+                self._outbox.mark_delivered(self.upstream.name, stored.seq, attempts)
+            else:
+                self._unstored_delivered[event.id] = attempts
             self.latency.observe(max(0.0, now - event.created_at))
             logger.info(
                 "%s: %s from %s delivered in %.0f ms (attempt %d)",
@@ -133,8 +165,15 @@ class Forwarder:
             )
             queue.items.popleft()
             self._queued.discard(event.seq)
+            self._unstored_queued.pop(event.id, None)
             if self._on_delivered is not None:
                 self._on_delivered(self.upstream, event)
+
+    def _stored_copy(self, event: OutboxEvent) -> OutboxEvent | None:
+        """The outbox's copy of `event` (itself, unless it was sent from memory and has not landed yet)."""
+        if event.seq != UNSTORED_SEQ:
+            return event
+        return self._unstored_queued.get(event.id)
 
     async def stop(self) -> None:
         self._stopped.set()

@@ -19,7 +19,7 @@ from typing import Any
 
 from gateway.domain.errors import StorageError
 from gateway.domain.events import EVENT_TYPES, AlarmType, OutboxEvent
-from gateway.services.storage import connect, migrate
+from gateway.services.storage import connect, migrate, write_error
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ class Outbox:
     def __init__(self, path: Path | str, upstreams: list[str], *, clock: Callable[[], float] = time.time) -> None:
         self.upstreams = list(upstreams)
         self._clock = clock
+        self._path = path
         # Two connections: the writer commits alarms with fsync (FULL); delivery bookkeeping needs no fsync of its
         # own (a delivery forgotten in a power cut is sent again, with the same id).
         self._writer = connect(path, synchronous="FULL")
@@ -120,8 +121,9 @@ class Outbox:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 self._restore_marks(marks)
-                self.failure = f"cannot store alarms: {exc}"
-                raise StorageError(f"cannot store {len(new)} events: {exc}") from exc
+                said = write_error(exc, self._path)
+                self.failure = f"cannot store alarms: {said}"
+                raise StorageError(f"cannot store {len(new)} events: {said}") from exc
         self.failure = None
         return out
 
@@ -141,7 +143,7 @@ class Outbox:
             except sqlite3.Error as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-                self.failure = f"cannot store alarms: {exc}"
+                self.failure = f"cannot store alarms: {write_error(exc, self._path)}"
                 return False
         self.failure = None
         return True
@@ -186,8 +188,9 @@ class Outbox:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 self._restore_marks(marks)
-                self.failure = f"cannot record deliveries: {exc}"
-                raise StorageError(f"cannot record deliveries: {exc}") from exc
+                said = write_error(exc, self._path)
+                self.failure = f"cannot record deliveries: {said}"
+                raise StorageError(f"cannot record deliveries: {said}") from exc
         self.failure = None
         return len(marks)
 

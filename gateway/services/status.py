@@ -32,6 +32,7 @@ class AlarmSource(Protocol):
     def recent_alarms(self, limit: int) -> list[dict[str, Any]]: ...
     def delivery_latency(self) -> dict[str, Any]: ...
     def refused_messages(self) -> dict[tuple[str, str], int]: ...
+    def storage_failures(self) -> dict[str, int]: ...
 
 
 @dataclass
@@ -223,4 +224,5 @@ class GatewayStatus:
             "delivery_latency": self.alarm_view.delivery_latency() if self.alarm_view is not None else {},
             "part_crashes": dict(self.crashes),
             "refused_messages": self.alarm_view.refused_messages() if self.alarm_view is not None else {},
+            "storage_failures": self.alarm_view.storage_failures() if self.alarm_view is not None else {},
         }

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
+import os
 import sqlite3
 from pathlib import Path
 
@@ -13,6 +16,8 @@ logger = logging.getLogger(__name__)
 
 # A writer waits this long for another connection's lock before failing; far above any one transaction here.
 BUSY_TIMEOUT_MS = 5000
+# What `write_error` writes to ask the filesystem why a commit failed: one page, as a commit needs at least.
+PROBE_BYTES = 4096
 
 
 def connect(path: Path | str, *, synchronous: str = "FULL") -> sqlite3.Connection:
@@ -36,6 +41,30 @@ def connect(path: Path | str, *, synchronous: str = "FULL") -> sqlite3.Connectio
     except sqlite3.Error as exc:
         raise StorageError(f"cannot open the database {path}: {exc}") from exc
     return conn
+
+
+def write_error(exc: sqlite3.Error, path: Path | str) -> str:
+    """A failed write as the operator needs it. SQLite says only "disk I/O error" for a filesystem the kernel has
+    turned read-only, so the filesystem is asked itself: a page written and synced beside the database, whose
+    error (`Read-only file system`, `No space left on device`, `Input/output error`) goes beside SQLite's."""
+    said = str(exc)
+    code = getattr(exc, "sqlite_errorname", None)
+    if code:
+        said = f"{said} ({code})"
+    probe = Path(f"{path}.write-probe")
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, bytes(PROBE_BYTES))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as failed:
+        return f"{said}: {failed.strerror or os.strerror(failed.errno or errno.EIO)}"
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+    return said
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
