@@ -37,6 +37,7 @@ from tests.gateway.test_health import becomes, gateway, health, small_disk
 __all__ = ["broker", "platform", "small_disk"]
 SCHOOL = "51040200001"
 PANIC = "cn.huxiao.alarm.panic"
+BUTTON_SECRET = "b3-secret-on-a-broken-disk"
 POLICY_S = 2.0  # an alarm reaches the police within 2 s (DB15/T 3968-2025), disk or no disk
 
 
@@ -49,13 +50,15 @@ def config_for(db: Path, broker: MosquittoBroker, platform_url: str) -> GatewayC
             {"id": "b1", "name": "门卫室", "heartbeat_timeout": "1h"},
             # A device that sends no id of its own: its redelivery is recognised by the payload digest.
             {"id": "b2", "name": "传达室", "profile": "plain", "heartbeat_timeout": "1h"},
+            # A signed button: its sequence number cannot be recorded either, and the press must not wait for that.
+            {"id": "b3", "name": "校长室", "secret": "${BTN_SECRET}", "heartbeat_timeout": "1h"},
         ],
         "upstreams": [
             {"name": "police", "kind": "http", "url": platform_url, "secret": PLATFORM_SECRET, "retry_max": "1s"}
         ],
         "web": {"listen": "127.0.0.1:0"},
     }
-    return parse_config(json.dumps(document), env={})
+    return parse_config(json.dumps(document), env={"BTN_SECRET": BUTTON_SECRET})
 
 
 def fill(disk: Path) -> Path:
@@ -166,6 +169,35 @@ async def test_a_full_disk_sends_the_alarm_from_memory_and_stores_it_once_room_i
         assert [e.type for e in receiver.events].count(PANIC) == 3  # before, b1 and b2: each once
         assert receiver.duplicates == 0
     assert before in {b for b, _state in stored_rows(db).values()}
+    assert integrity(db) == "ok"
+
+
+async def test_a_signed_press_on_a_full_disk_reaches_the_police_and_is_stored_once_with_its_sequence(
+    small_disk: Path, broker: MosquittoBroker, platform: tuple[PlatformReceiver, str]
+) -> None:
+    receiver, url = platform
+    db = small_disk / "gw.db"
+    button = SimulatedButton("b3", broker.port, school_id=SCHOOL, secret=BUTTON_SECRET)
+    async with gateway(config_for(db, broker, url)) as base:
+        await becomes(base, "ok", 10, "healthy")
+        await asyncio.to_thread(button.connect)
+        try:
+            before = button.press()
+            await eventually(lambda: len(alarms_for(receiver, before)) == 1, 5, "the signed alarm stored before")
+            filler = fill(small_disk)
+            pressed = time.time()
+            event_id = button.press()
+            await eventually(lambda: len(alarms_for(receiver, event_id)) == 1, POLICY_S, "the signed alarm")
+            (alarm,) = alarms_for(receiver, event_id)
+            assert alarm.at - pressed <= POLICY_S
+            filler.unlink()
+            await eventually(lambda: stored_rows(db).get(alarm.id) == (event_id, "delivered"), 10, "stored later")
+        finally:
+            button.disconnect()
+        assert len(alarms_for(receiver, event_id)) == 1
+        assert receiver.duplicates == 0
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("SELECT event_id FROM button_sequences WHERE button_id = 'b3'").fetchone() == (event_id,)
     assert integrity(db) == "ok"
 
 
