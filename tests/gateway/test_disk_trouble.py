@@ -95,6 +95,14 @@ def integrity(db: Path) -> str:
         return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
 
 
+async def police_refused(base: str) -> None:
+    """Until the gateway has tried the police platform and been refused (its health part says so)."""
+    deadline = time.monotonic() + 5
+    while (await health(base))[1]["parts"]["upstream:police"]["ok"]:
+        assert time.monotonic() < deadline, "the police platform was never tried"
+        await asyncio.sleep(0.05)
+
+
 async def press_while_broken(
     receiver: PlatformReceiver, button: SimulatedButton, plain: SimulatedButton, base: str, error_word: str
 ) -> tuple[Received, Received]:
@@ -198,6 +206,37 @@ async def test_a_signed_press_on_a_full_disk_reaches_the_police_and_is_stored_on
         assert receiver.duplicates == 0
     with contextlib.closing(sqlite3.connect(db)) as conn:
         assert conn.execute("SELECT event_id FROM button_sequences WHERE button_id = 'b3'").fetchone() == (event_id,)
+    assert integrity(db) == "ok"
+
+
+async def test_a_press_sent_from_memory_to_a_platform_that_is_down_is_delivered_once_after_it_lands_on_disk(
+    small_disk: Path, broker: MosquittoBroker, platform: tuple[PlatformReceiver, str]
+) -> None:
+    receiver, url = platform
+    db = small_disk / "gw.db"
+    button = SimulatedButton("b1", broker.port, school_id=SCHOOL)
+    async with gateway(config_for(db, broker, url)) as base:
+        await becomes(base, "ok", 10, "healthy")
+        await asyncio.to_thread(button.connect)
+        try:
+            receiver.fail_with = 503
+            filler = fill(small_disk)
+            event_id = button.press()
+            await police_refused(base)
+            # The memory copy is retrying when the disk comes back and the broker's redelivery is stored.
+            filler.unlink()
+            await eventually(lambda: any(b == event_id for b, _state in stored_rows(db).values()), 10, "stored")
+            ((stored_id, (_b, state)),) = [(i, r) for i, r in stored_rows(db).items() if r[0] == event_id]
+            assert state == "pending"
+            assert alarms_for(receiver, event_id) == []
+            receiver.fail_with = None
+            await eventually(lambda: stored_rows(db)[stored_id][1] == "delivered", 10, "delivered and marked")
+        finally:
+            button.disconnect()
+        (alarm,) = alarms_for(receiver, event_id)
+        assert alarm.id == stored_id
+        assert receiver.duplicates == 0
+        assert sorted(e.type for e in receiver.events) == sorted([PANIC, STORAGE_FAILED])
     assert integrity(db) == "ok"
 
 
