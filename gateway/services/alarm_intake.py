@@ -8,6 +8,8 @@ When the commit fails (disk full, read-only, I/O error) the presses are not ackn
 but they do not wait for the disk: each goes to the upstreams from memory at once, and the failure goes too, as a
 `cn.huxiao.gateway.storage_failed` event (once until a commit works again). The press is remembered by its button
 event id, so the broker's redelivery, stored once the disk works, keeps the CloudEvent id the police already have.
+The copy from memory carries no pictures (it does not wait the 300 ms for them) and `sequence` 0. That memory dies
+with the process: a gateway restarted before its disk works gives the redelivered press a new id.
 """
 
 from __future__ import annotations
