@@ -19,13 +19,11 @@ from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from adapters.mqtt import session
 from adapters.mqtt.profiles import Route
-from adapters.mqtt.security import secure
-from adapters.mqtt.session import CONNECT_TIMEOUT_S
-from adapters.mqtt.tcp import ack_now, no_delay
+from adapters.mqtt.security import explain, secure
+from adapters.mqtt.tcp import ack_now
 from gateway.domain.config import MqttConfig
 
 logger = logging.getLogger(__name__)
@@ -73,19 +71,11 @@ class ButtonListener:
         self._committer = threading.Thread(target=self._commit_loop, name="button-commits", daemon=True)
 
     def _new_client(self) -> mqtt.Client:
-        client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=self._client_id,  # stable: the broker keeps our session and queues for it while we are away
-            protocol=mqtt.MQTTv311,
-            clean_session=False,
-            manual_ack=True,
-            reconnect_on_failure=False,  # we reconnect ourselves, with a fresh client
-        )
+        # A stable id: the broker keeps our session and queues for it while we are away.
+        client = session.new_client(self._client_id, clean_session=False, manual_ack=True)
         secure(client, self._config)
-        client.connect_timeout = CONNECT_TIMEOUT_S
         client.max_inflight_messages_set(MAX_INFLIGHT_OUT)
         client.on_connect = self._on_connect
-        client.on_socket_open = no_delay
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
@@ -208,15 +198,18 @@ class ButtonListener:
             self._down("the listener stopped")
 
     async def _hold(self) -> None:
+        config = self._config
         await session.hold(
             "buttons",
-            self._config,
+            f"{config.host}:{config.port}",
             self._new_client,
+            lambda client: client.connect(config.host, config.port, int(config.keepalive)),
             self._lost,
             connections=lambda: self.connections,
             on_client=self._current,
             on_unreachable=self._down,
             draw=self._draw,
+            explain=lambda exc: explain(exc, config),
         )
 
     def _current(self, client: mqtt.Client | None) -> None:

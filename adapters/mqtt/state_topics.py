@@ -14,12 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from adapters.mqtt import session
-from adapters.mqtt.security import secure
+from adapters.mqtt.security import explain, secure
 from adapters.mqtt.session import CONNECT_TIMEOUT_S
-from adapters.mqtt.tcp import no_delay
 from gateway.domain.config import MqttConfig
 
 logger = logging.getLogger(__name__)
@@ -63,19 +61,11 @@ class StatePublisher:
         return f"{self._base}/cameras/{camera_id}/state"
 
     def _new_client(self) -> mqtt.Client:
-        client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=self._client_id,
-            protocol=mqtt.MQTTv311,
-            clean_session=True,
-            reconnect_on_failure=False,  # we reconnect ourselves, with a fresh client
-        )
+        client = session.new_client(self._client_id, clean_session=True)
         secure(client, self._config)
-        client.connect_timeout = CONNECT_TIMEOUT_S
         client.will_set(self.gateway_topic, "offline", qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
-        client.on_socket_open = no_delay
         return client
 
     def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
@@ -106,15 +96,18 @@ class StatePublisher:
     async def run(self) -> None:
         """Hold the connection until cancelled."""
         self._loop = asyncio.get_running_loop()
+        config = self._config
         await session.hold(
             "state topics",
-            self._config,
+            f"{config.host}:{config.port}",
             self._new_client,
+            lambda client: client.connect(config.host, config.port, int(config.keepalive)),
             self._lost,
             connections=lambda: self.connections,
             on_client=self._current,
             on_unreachable=lambda _why: None,
             draw=self._draw,
+            explain=lambda exc: explain(exc, config),
         )
 
     def publish_camera(self, camera_id: str, state: dict[str, Any]) -> None:

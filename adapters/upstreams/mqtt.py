@@ -21,11 +21,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from adapters.mqtt.tcp import no_delay
+from adapters.mqtt import session
 from adapters.upstreams.base import LinkState
 from gateway.domain.config import MqttUpstreamConfig
 from gateway.domain.errors import UpstreamError
@@ -33,13 +33,9 @@ from gateway.domain.events import OutboxEvent
 
 logger = logging.getLogger(__name__)
 
-# Reconnecting: short first (a broker restart takes a second or two), doubling to half a minute, each delay cut by
-# a random part so the gateways of a whole city behind one central broker do not all come back in the same instant.
-RECONNECT_FIRST_S = 0.5
+# Reconnecting as every MQTT link does (adapters.mqtt.session), but doubling up to half a minute: the gateways of a
+# whole city come back to one central broker, their delays cut by a random part so not all in the same instant.
 RECONNECT_MAX_S = 30.0
-RECONNECT_JITTER = 0.5
-# Bound on one connection attempt (paho's connect() does TCP connect and sends CONNECT, blocking).
-CONNECT_TIMEOUT_S = 5.0
 # How long the broker keeps our session (queued messages, subscriptions) while we are away: a day covers a night's
 # outage of a school's line; longer would only keep a decommissioned gateway's session forever.
 SESSION_EXPIRY_S = 86400
@@ -98,20 +94,13 @@ class MqttUpstream:
             self._runner = None
 
     def _new_client(self) -> mqtt.Client:
-        client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=self._client_id,
-            protocol=mqtt.MQTTv5,
-            reconnect_on_failure=False,  # we reconnect ourselves, with a fresh client
-        )
+        client = session.new_client(self._client_id, protocol=MQTTProtocolVersion.MQTTv5)
         config = self._config
         if config.username:
             client.username_pw_set(config.username, config.password.get_secret_value() if config.password else None)
         if urlsplit(config.url).scheme == "mqtts":
             client.tls_set_context(ssl.create_default_context())
-        client.connect_timeout = CONNECT_TIMEOUT_S
         client.max_inflight_messages_set(MAX_INFLIGHT)
-        client.on_socket_open = no_delay
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -120,39 +109,28 @@ class MqttUpstream:
 
     async def _run(self) -> None:
         """Hold the connection until cancelled: connect, wait for the loss, back off, connect a fresh client."""
-        failures = 0
         config = self._config
-        while True:
-            client = self._new_client()
-            self._lost.clear()
-            before = self.connections
+
+        def connect(client: mqtt.Client) -> None:
             properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             properties.SessionExpiryInterval = SESSION_EXPIRY_S
-            try:
-                async with asyncio.timeout(CONNECT_TIMEOUT_S + 1):
-                    await asyncio.to_thread(
-                        client.connect,
-                        config.host,
-                        config.port,
-                        int(config.keepalive),
-                        clean_start=False,
-                        properties=properties,
-                    )
-            except (OSError, TimeoutError) as exc:
-                self._link_lost(f"cannot reach the broker at {config.host}:{config.port}: {exc}")
-            else:
-                self._client = client
-                client.loop_start()
-            try:
-                await self._lost.wait()
-            finally:
-                self._client = None
-                await asyncio.to_thread(_close, client)
-            failures = 1 if self.connections > before else failures + 1
-            base = min(RECONNECT_MAX_S, RECONNECT_FIRST_S * 2.0 ** (failures - 1))
-            delay = base * (1 - RECONNECT_JITTER * self._draw())
-            logger.info("%s: connecting to the broker again in %.1f s", self.name, delay)
-            await asyncio.sleep(delay)
+            client.connect(config.host, config.port, int(config.keepalive), clean_start=False, properties=properties)
+
+        await session.hold(
+            self.name,
+            f"{config.host}:{config.port}",
+            self._new_client,
+            connect,
+            self._lost,
+            connections=lambda: self.connections,
+            on_client=self._current,
+            on_unreachable=lambda why: self._link_lost(why, logged=True),
+            draw=self._draw,
+            most_delay_s=RECONNECT_MAX_S,
+        )
+
+    def _current(self, client: mqtt.Client | None) -> None:
+        self._client = client
 
     # -- paho's thread ----------------------------------------------------------------------------------------
 
@@ -199,10 +177,11 @@ class MqttUpstream:
         self.connections += 1
         self.connected.set()
 
-    def _link_lost(self, why: str, client: mqtt.Client | None = None) -> None:
+    def _link_lost(self, why: str, client: mqtt.Client | None = None, *, logged: bool = False) -> None:
         if client is not None and client is not self._client:
             return  # the goodbye of a client we closed ourselves; mids of an old client mean nothing now
-        logger.warning("%s: %s", self.name, why)
+        if not logged:
+            logger.warning("%s: %s", self.name, why)
         self.connected.clear()
         self._lost.set()
         # The PUBACKs of this connection will never come: the outbox resends these on the next one (same ids).
@@ -252,9 +231,3 @@ class MqttUpstream:
     async def send_report(self, _event_id: str, body: bytes) -> None:
         """A status report on `<topic>/<school id>/status`; the center answers on the retained acks topic."""
         await self.publish(self.status_topic, body)
-
-
-def _close(client: mqtt.Client) -> None:
-    """Blocking: end a client's session politely if it is connected, and its network thread."""
-    client.disconnect()
-    client.loop_stop()

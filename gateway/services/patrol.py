@@ -28,6 +28,11 @@ from monitoring.quality import Diagnosis, Thresholds, diagnose, make_thumbnail
 
 logger = logging.getLogger(__name__)
 
+# Between rounds, a camera that was out of reach at its last check (or never checked) is checked alone this soon
+# after it comes within reach: staff see a camera that came back, or was still starting at the first round, at
+# once rather than at the next round (ten minutes by default).
+CATCH_UP_EVERY_S = 2.0
+
 __all__ = ["Patrol", "PatrolResult", "in_busy_hours", "with_credentials"]
 
 
@@ -73,6 +78,10 @@ def reason_for(failure: DeviceError | None) -> str:
     return "unreachable"
 
 
+def _reachable(runtime: CameraRuntime) -> bool:
+    return runtime.machine.state in (CameraState.ONLINE, CameraState.DEGRADED)
+
+
 def in_busy_hours(now: datetime, spans: list[str]) -> bool:
     minute = now.hour * 60 + now.minute
     for span in spans:
@@ -97,6 +106,7 @@ class Patrol:
         self._db = db
         self._snapshots = CameraSnapshots(health)
         self.last_round: list[PatrolResult] = []
+        self._seen_reachable: set[str] = set()  # cameras whose last check found them within reach
 
     async def check(self, grabber: FrameGrabber, runtime: CameraRuntime) -> PatrolResult:
         camera = runtime.config
@@ -161,20 +171,37 @@ class Patrol:
     async def round(self, workers: int | None = None) -> list[PatrolResult]:
         """Check every camera in service; apply and store the results."""
         runtimes = [r for r in self._health.cameras.values() if r.machine.state is not CameraState.MAINTENANCE]
+        self.last_round = await self._check_all(runtimes, workers)
+        return self.last_round
+
+    async def catch_up(self) -> list[PatrolResult]:
+        """Check the cameras now within reach whose last check found them out of reach, or that were never
+        checked; the others wait for the next round."""
+        runtimes = [
+            r
+            for r in self._health.cameras.values()
+            if _reachable(r) and r.stream_uri is not None and r.config.id not in self._seen_reachable
+        ]
+        return await self._check_all(runtimes, None) if runtimes else []
+
+    async def _check_all(self, runtimes: list[CameraRuntime], workers: int | None) -> list[PatrolResult]:
         async with FrameGrabber(workers or self._config.workers) as grabber:
             results = await asyncio.gather(*(self.check(grabber, r) for r in runtimes))
         for runtime, result in zip(runtimes, results, strict=True):
             self._apply(runtime, result)
-        if self._db is not None:
+        if self._db is not None and results:
             await asyncio.to_thread(self._store, results)
-        self.last_round = list(results)
-        return self.last_round
+        return list(results)
 
     def _apply(self, runtime: CameraRuntime, result: PatrolResult) -> None:
         if result.thumbnail is not None:
             self._pictures.thumbnails[result.camera_id] = result.thumbnail
         self._pictures.quality[result.camera_id] = result.diagnosis.as_json()
-        reachable = runtime.machine.state in (CameraState.ONLINE, CameraState.DEGRADED)
+        reachable = _reachable(runtime)
+        if reachable and runtime.stream_uri is not None:
+            self._seen_reachable.add(result.camera_id)
+        else:
+            self._seen_reachable.discard(result.camera_id)
         if result.verdict == "ok" or (result.verdict == "no_signal" and not reachable):
             # No picture from an offline camera is already its offline state, not a second fault.
             reasons: frozenset[str] = frozenset()
@@ -200,4 +227,7 @@ class Patrol:
             logger.info("patrol: %d cameras, %d faults %s", len(results), len(faults), " ".join(faults))
             busy = in_busy_hours(datetime.now(), self._config.busy_hours)
             every = self._config.busy_interval if busy else self._config.interval
-            await asyncio.sleep(max(0.0, every - (time.monotonic() - started)))
+            while (left := every - (time.monotonic() - started)) > 0:
+                await asyncio.sleep(min(CATCH_UP_EVERY_S, left))
+                for result in await self.catch_up():
+                    logger.info("patrol: %s within reach again: %s", result.camera_id, result.verdict)

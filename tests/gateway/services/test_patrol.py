@@ -21,10 +21,12 @@ from gateway.domain.config import CameraConfig, PatrolConfig, PollingConfig, par
 from gateway.services.camera_health import CameraHealth
 from gateway.services.patrol import Patrol, in_busy_hours, with_credentials
 from gateway.services.status import Pictures
+from simulators.onvif_camera import CameraFarm
 from simulators.rtsp import PATTERNS, RtspServer
 from tests.fixtures.paths import REPO
 from tests.fixtures.ports import free_port
 from tests.fixtures.rtsp import RTSP_PASSWORD, rtsp_server
+from tests.fixtures.waiting import eventually
 
 __all__ = ["rtsp_server"]
 
@@ -175,3 +177,29 @@ async def test_patrol_command_prints_no_opencv_warning_and_says_why_a_camera_has
         by_camera = {row["camera"]: row for row in csv.DictReader(rows)}
     assert (by_camera["gate-2"]["reason_zh"], by_camera["yard"]["area_zh"]) == ("密码错误", "操场")
     assert RTSP_PASSWORD not in page
+
+
+async def test_a_camera_out_of_reach_at_the_round_gets_its_picture_as_soon_as_it_is_back(
+    rtsp_server: RtspServer,
+) -> None:
+    """The stream URI comes from ONVIF: a camera still starting (or switched off) when the round runs has none
+    yet. It is checked alone once it answers, not at the next round ten minutes later."""
+    async with CameraFarm(rtsp_base=rtsp_server.url("moving").rsplit("/", 1)[0]) as farm:
+        simulated = await farm.add_camera("moving")
+        await farm.set_down(simulated, True)
+        camera = CameraConfig(id="moving", name="大门", onvif=simulated.url, username="admin", password="admin123")
+        async with aiohttp.ClientSession() as session, asyncio.TaskGroup() as group:
+            health = CameraHealth([camera], PollingConfig(interval=0.5, timeout=1.0, offline_after=1), session)
+            pictures = Pictures()
+            patrol = Patrol(health, pictures, PatrolConfig(interval=600.0, open_timeout=1.0))
+            tasks = [group.create_task(health.run()), group.create_task(patrol.run())]
+            try:
+                await eventually(lambda: bool(patrol.last_round), timeout=10, what="the first round")
+                assert [(r.verdict, r.reason) for r in patrol.last_round] == [("no_signal", "no_stream")]
+                assert "moving" not in pictures.thumbnails
+                await farm.set_down(simulated, False)
+                await eventually(lambda: "moving" in pictures.thumbnails, timeout=10, what="a thumbnail")
+                assert pictures.quality["moving"]["verdict"] == "ok"
+            finally:
+                for task in tasks:
+                    task.cancel()
