@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.static_pages import add_static_routes
 from adapters.upstreams.signing import HEADER
 from center.intake import Intake, Refused
 from center.service import CenterService
@@ -378,22 +379,6 @@ def _set(parts: dict[str, Any], name: str, ok: bool, detail: str) -> None:
         old["detail"] = detail
 
 
-async def page(request: web.Request) -> web.Response:
-    return web.Response(body=(STATIC / "index.html").read_bytes(), content_type="text/html", charset="utf-8")
-
-
-async def asset(request: web.Request) -> web.Response:
-    name = request.match_info["name"]
-    types = {"js": "application/javascript", "css": "text/css"}
-    kind = name.rsplit(".", 1)[-1]
-    if kind not in types or "/" in name or name.startswith("."):
-        raise web.HTTPNotFound()
-    path = STATIC / name
-    if not path.is_file():
-        raise web.HTTPNotFound()
-    return web.Response(body=path.read_bytes(), content_type=types[kind], charset="utf-8")
-
-
 def add_routes(
     app: web.Application, service: CenterService, intake: Intake, tokens: Mapping[str, str], host: str
 ) -> None:
@@ -419,5 +404,4 @@ def add_routes(
     app.router.add_get("/events", events)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/", page)
-    app.router.add_get("/static/{name}", asset)
+    add_static_routes(app, STATIC)

@@ -11,24 +11,17 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 
-from gateway.domain.config import Path_, parse_yaml_model, read_config_text
+from gateway.domain.addresses import BrokerAddress, ListenAddress
+from gateway.domain.config import Path_, check_broker_url, parse_yaml_model, read_config_text
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ListenConfig(_Model):
+class ListenConfig(_Model, ListenAddress):
     listen: str = Field("127.0.0.1:9000", pattern=r"^[^\s:]+:\d{1,5}$", description="host:port of the center")
     public_url: str | None = Field(None, description="The address gateways and browsers use to reach the center")
-
-    @property
-    def host(self) -> str:
-        return self.listen.rsplit(":", 1)[0]
-
-    @property
-    def port(self) -> int:
-        return int(self.listen.rsplit(":", 1)[1])
 
 
 class CenterStorageConfig(_Model):
@@ -64,29 +57,14 @@ class SchoolEntry(_Model):
     secret: SecretStr | None = Field(None, description="The HMAC secret its gateway signs with (http intake)")
 
 
-class CenterMqttConfig(_Model):
+class CenterMqttConfig(_Model, BrokerAddress):
     url: str = Field("mqtt://127.0.0.1:1883", description="The central broker (or one node of the cluster)")
     username: str | None = None
     password: SecretStr | None = None
     topic: str = Field("huxiao/events", pattern=r"^[^#+\s]+$", description="The gateways' upstream `topic`")
     share: str = Field("center", pattern=r"^[^/#+\s]+$", description="Shared-subscription group of the instances")
 
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError(f"expected an mqtt:// or mqtts:// URL, got {value!r}")
-        return value
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.url).hostname or "127.0.0.1"
-
-    @property
-    def port(self) -> int:
-        parts = urlsplit(self.url)
-        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+    _url = field_validator("url")(check_broker_url)
 
 
 class CenterWebConfig(_Model):

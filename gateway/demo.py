@@ -1,5 +1,6 @@
 """`huxiao demo`: a simulated school on localhost — cameras, streams, buttons, a broker, two platforms — and the
-gateway watching it, with embedded defaults (SQLite, a local Mosquitto). Ctrl-C stops everything.
+gateway watching it, with embedded defaults (SQLite, a local Mosquitto); a command center with a simulated city
+around it (gateway/demo_center.py). Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import shutil
 import signal
 import socket
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ import yaml
 from aiohttp import web
 
 from gateway.app import create_app
+from gateway.demo_center import center_banner, start_demo_center
 from gateway.domain.config import parse_config
 from gateway.domain.errors import GatewayError
 from simulators.broker import MosquittoBroker, find_mosquitto
@@ -31,6 +34,7 @@ from simulators.ws_discovery_responder import start_responder
 logger = logging.getLogger(__name__)
 
 SCHOOL_ID = "51040200001"
+SCHOOL_NAME = "攀枝花市第一小学（演示）"
 DEMO_SECRET = "demo-only-secret"
 # Faults staged on purpose, so the page has something to show.
 SWITCHED_OFF = "switched off"
@@ -84,7 +88,7 @@ def demo_config(
     return {
         "school": {
             "id": SCHOOL_ID,
-            "name": "攀枝花市第一小学（演示）",
+            "name": SCHOOL_NAME,
             "district": "东区",
             "students": 1200,
             "guards": 3,
@@ -174,9 +178,12 @@ async def _demo(workdir: Path, web_port: int, ready: asyncio.Event | None) -> No
             stack.push_async_callback(runner.cleanup)
             platforms[name], receivers[name] = f"http://127.0.0.1:{port}/alarms", receiver
 
+        school = {"id": SCHOOL_ID, "name": SCHOOL_NAME, "district": "东区", "secret": DEMO_SECRET}
+        center = await start_demo_center(stack, workdir, school, broker.url if broker else None)
         document = demo_config(
             workdir, farm, broker_url, rtsp.port if rtsp else None, platforms, web_port or _free_port()
         )
+        document["upstreams"].append(center.upstream)
         config_path = workdir / "school.yaml"
         config_path.write_text(
             "# Written by `huxiao demo`: the simulated school's configuration.\n"
@@ -202,7 +209,15 @@ async def _demo(workdir: Path, web_port: int, ready: asyncio.Event | None) -> No
             buttons[0].press("test")  # the monthly test, so the page has an alarm to show
 
         print(
-            banner(config.web.listen, config.school.name, workdir, platforms["police"], discovery_port, buttons),
+            banner(
+                config.web.listen,
+                config.school.name,
+                workdir,
+                platforms["police"],
+                discovery_port,
+                buttons,
+                [center_banner(center)],
+            ),
             flush=True,
         )
         if ready is not None:
@@ -214,7 +229,13 @@ async def _demo(workdir: Path, web_port: int, ready: asyncio.Event | None) -> No
 
 
 def banner(
-    listen: str, school: str, workdir: Path, police: str, discovery_port: int, buttons: list[SimulatedButton]
+    listen: str,
+    school: str,
+    workdir: Path,
+    police: str,
+    discovery_port: int,
+    buttons: list[SimulatedButton],
+    sections: Sequence[str] = (),
 ) -> str:
     """What a new user needs to try every part: the addresses, how to press a button, how to discover."""
     base = f"http://{listen}"
@@ -242,6 +263,7 @@ def banner(
     lines += [
         "  发现摄像机 discover the cameras:",
         f"    {huxiao} discover --target 127.0.0.1:{discovery_port}",
+        *sections,
         "  Press Ctrl-C to stop.",
         "",
     ]

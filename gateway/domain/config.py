@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.domain.addresses import BrokerAddress, ListenAddress
 from gateway.domain.errors import ConfigError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -71,6 +72,12 @@ def _check_url(value: str | None, schemes: tuple[str, ...]) -> str | None:
     return value
 
 
+def check_broker_url(value: str) -> str:
+    """An mqtt:// or mqtts:// URL with a host and a sound port (the gateway's broker, its upstream, the center's)."""
+    _check_url(value, ("mqtt", "mqtts"))
+    return value
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -109,7 +116,7 @@ def _pem_file(value: Path | None) -> Path | None:
     return value
 
 
-class MqttConfig(_Model):
+class MqttConfig(_Model, BrokerAddress):
     """The broker the school's buttons talk to (usually a Mosquitto on the gateway itself)."""
 
     url: str = Field("mqtt://127.0.0.1:1883", description="mqtt:// or mqtts:// URL of the button broker")
@@ -124,7 +131,7 @@ class MqttConfig(_Model):
     client_id: str | None = Field(None, description="Persistent-session client id; default huxiao-gw-<school>")
     keepalive: Duration = Field(30.0, description="MQTT keepalive; the broker drops a silent client at 1.5×")
 
-    _check = field_validator("url")(lambda v: _check_url(v, ("mqtt", "mqtts")))
+    _check = field_validator("url")(check_broker_url)
     _files = field_validator("ca", "cert", "key")(_pem_file)
 
     @model_validator(mode="after")
@@ -141,19 +148,6 @@ class MqttConfig(_Model):
         except (ssl.SSLError, OSError) as exc:
             raise ValueError(f"TLS files unusable: {exc}") from None
         return self
-
-    @property
-    def tls(self) -> bool:
-        return urlsplit(self.url).scheme == "mqtts"
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.url).hostname or "127.0.0.1"
-
-    @property
-    def port(self) -> int:
-        parts = urlsplit(self.url)
-        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
 
 
 class PollingConfig(_Model):
@@ -329,7 +323,7 @@ class Gb28181UpstreamConfig(_UpstreamBase):
         return value
 
 
-class MqttUpstreamConfig(_ReportingUpstream):
+class MqttUpstreamConfig(_ReportingUpstream, BrokerAddress):
     kind: Literal["mqtt"]
     url: str
     username: str | None = None
@@ -339,34 +333,17 @@ class MqttUpstreamConfig(_ReportingUpstream):
     keepalive: Duration = Field(30.0, description="MQTT keepalive; the broker drops a silent client at 1.5×")
     timeout: Duration = Field(5.0, description="Bound on the wait for a PUBACK (delivery) of one event")
 
-    _url = field_validator("url")(lambda v: _check_url(v, ("mqtt", "mqtts")))
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.url).hostname or "127.0.0.1"
-
-    @property
-    def port(self) -> int:
-        parts = urlsplit(self.url)
-        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+    _url = field_validator("url")(check_broker_url)
 
 
 UpstreamConfig = Annotated[HttpUpstreamConfig | Gb28181UpstreamConfig | MqttUpstreamConfig, Field(discriminator="kind")]
 
 
-class WebConfig(_Model):
+class WebConfig(_Model, ListenAddress):
     listen: str = Field("127.0.0.1:8080", pattern=r"^[^\s:]+:\d{1,5}$", description="host:port")
     tokens: dict[Literal["patrol", "admin"], SecretStr] = Field(
         default_factory=dict, description="Bearer tokens by role: patrol reads, admin also writes"
     )
-
-    @property
-    def host(self) -> str:
-        return self.listen.rsplit(":", 1)[0]
-
-    @property
-    def port(self) -> int:
-        return int(self.listen.rsplit(":", 1)[1])
 
 
 class GatewayConfig(_Model):

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from adapters.static_pages import add_static_routes
 from gateway.domain.access import is_loopback, role_of
 from gateway.faces.metrics import render_metrics
 
@@ -124,22 +125,6 @@ async def openapi(request: web.Request) -> web.Response:
     return web.Response(body=(STATIC / "openapi.json").read_bytes(), content_type="application/json", charset="utf-8")
 
 
-async def page(request: web.Request) -> web.Response:
-    return web.Response(body=(STATIC / "index.html").read_bytes(), content_type="text/html", charset="utf-8")
-
-
-async def asset(request: web.Request) -> web.Response:
-    name = request.match_info["name"]
-    types = {"js": "application/javascript", "css": "text/css"}
-    kind = name.rsplit(".", 1)[-1]
-    if kind not in types or "/" in name or name.startswith("."):
-        raise web.HTTPNotFound()
-    path = STATIC / name
-    if not path.is_file():
-        raise web.HTTPNotFound()
-    return web.Response(body=path.read_bytes(), content_type=types[kind], charset="utf-8")
-
-
 def add_routes(
     app: web.Application, source: StatusSource, tokens: dict[str, str], listen_host: str, *, health: HealthReport
 ) -> None:
@@ -156,5 +141,4 @@ def add_routes(
     app.router.add_get("/api/alarms", alarms)
     app.router.add_get("/api/openapi.json", openapi)
     app.router.add_get("/metrics", metrics)
-    app.router.add_get("/", page)
-    app.router.add_get("/static/{name}", asset)
+    add_static_routes(app, STATIC)

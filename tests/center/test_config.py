@@ -29,7 +29,7 @@ def test_every_mistake_is_reported_with_its_line() -> None:
         "center.yaml:5: schools[0].secret: environment variable NOT_SET is not set",
         "center.yaml:6: schools[1].id: duplicate school id '51040200001'",
         "center.yaml:7: schools[2].id:",
-        "center.yaml:8: mqtt.url: expected an mqtt:// or mqtts:// URL",
+        "center.yaml:8: mqtt.url: expected a mqtt:// or mqtts:// URL",
         "center.yaml:8: mqtt.share:",
     ]
     for start in expected:

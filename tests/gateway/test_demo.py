@@ -10,8 +10,12 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests.fixtures.paths import REPO
 from tests.fixtures.ports import free_port
@@ -71,6 +75,7 @@ def test_demo_comes_up_with_a_school_and_stops_on_ctrl_c(tmp_path: Path) -> None
             banner = log.read_text()
             assert "status page" in banner
             _banner_lets_a_new_user_try_every_part(banner, port)
+            _the_center_shows_the_city_and_takes_the_duty_token(banner)
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=15)
             assert proc.returncode == 0, log.read_text()
@@ -121,3 +126,39 @@ def _banner_lets_a_new_user_try_every_part(banner: str, port: int) -> None:
     assert found.returncode == 0, found.stderr
     # Every camera but the one switched off answers the directed probe.
     assert "11 camera(s) answered" in found.stdout, found.stdout
+
+
+def _the_center_shows_the_city_and_takes_the_duty_token(banner: str) -> None:
+    """The banner names the center's console and a duty token; the city view lists the demo school and the
+    simulated city, and the demo school's alarm (the monthly test pressed at start) is acknowledged with it."""
+    center = next(line.split()[3] for line in banner.splitlines() if "command center" in line).rstrip("/")
+    token = next(line.split()[3] for line in banner.splitlines() if "duty token" in line)
+    health: Any = get_json(f"{center}/healthz")
+    assert health["status"] == "ok", health
+    deadline = time.monotonic() + 30
+    city: Any = {}
+    alarms: Any = []
+    while time.monotonic() < deadline:
+        city, alarms = get_json(f"{center}/api/city"), get_json(f"{center}/api/alarms")
+        # A few dozen schools report every 10 s, each starting at a random moment of its first interval.
+        if city["reporting"] >= 20 and alarms:
+            break
+        time.sleep(0.2)
+    assert city["schools"] == 37, city  # the demo school and 36 simulated ones
+    assert 20 <= city["reporting"] < 37, city  # a few never report
+    assert len(city["by_district"]) == 5, city
+    schools: Any = get_json(f"{center}/api/schools")
+    demo = next(s for s in schools if s["id"] == "51040200001")
+    assert demo["cameras"], demo
+    below = [s for s in schools if s["reporting"] and s["networking_rate"] < 0.8]
+    assert below, "a realistic city has schools below the 80% target"
+    alarm = next(a for a in alarms if a["school"]["id"] == "51040200001")
+    url = f"{center}/api/alarms/{alarm['id']}/ack"
+    request = urllib.request.Request(url, data=b'{"by": "demo"}', method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=5)
+    refused.value.close()
+    assert refused.value.code == 401  # an ack needs the duty token
+    request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        assert json.loads(answer.read())["acknowledged"]["by"] == "demo"
