@@ -218,7 +218,9 @@ async def _live_video(app: web.Application) -> AsyncIterator[None]:
     host = gb[0].local.rsplit(":", 1)[0] if gb[0].local else "0.0.0.0"
     async with LiveVideoRelay(lookup, bind_host=host, tasks=app[SUPERVISOR].tasks) as relay:
         app[LIVE] = relay
+        status.live = relay
         yield
+        status.live = None
 
 
 def _mark_restart(db: sqlite3.Connection, health: CameraHealth) -> None:
@@ -324,7 +326,9 @@ def create_app(config: GatewayConfig) -> web.Application:
     status = GatewayStatus(config, lambda: app[DB].conn)
     app[STATUS] = status
     app[HEALTH] = HealthBoard()
-    app[GB_DEVICES] = []
+    devices: list[Gb28181Upstream] = []
+    app[GB_DEVICES] = devices
+    status.gb_devices = devices  # the same list: filled when the alarm path opens the devices
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_supervisor)
     app.cleanup_ctx.append(_state_topics)

@@ -143,6 +143,18 @@ def cmd_press(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    from gateway.commands.watch import watch
+
+    out = args.out or Path(f"{args.camera}.ps")
+    recording = watch(args.platform, args.camera, args.seconds, out)
+    print(
+        f"观看 watched {args.camera} for {args.seconds:g} s: {recording.size} bytes of MPEG-PS"
+        f" ({recording.rtp_packets} RTP packets) in {recording.path}\n  play it: ffplay {recording.path}"
+    )
+    return EXIT_OK
+
+
 def cmd_center(args: argparse.Namespace) -> int:
     from center.app import run_center
     from center.config import load_center_config
@@ -226,6 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--broker", help="mqtt://host:port, with --school")
     press.add_argument("--school", help="the school id (with --broker)")
     press.add_argument("--prefix", default="huxiao", help="topic prefix (with --broker)")
+    watch = add("watch", cmd_watch, "have a GB/T 28181 platform console (the demo's) play a camera; save N s of PS")
+    watch.add_argument("camera", help="the camera id, e.g. gate-1 (or its 20-digit channel id)")
+    watch.add_argument("--platform", required=True, help="the console's http://host:port (the demo prints it)")
+    watch.add_argument("--seconds", type=float, default=5.0, help="how long to record (1 to 60)")
+    watch.add_argument("--out", type=Path, help="where to save the PS (default: CAMERA.ps here)")
     add("center", cmd_center, "run the command center: alarms and reports from many gateways").add_argument(
         "-c", "--config", type=Path, required=True
     )

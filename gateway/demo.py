@@ -14,18 +14,22 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 from aiohttp import web
 
+from adapters.gb28181.channels import camera_ids
 from gateway.app import create_app
 from gateway.demo_center import center_banner, start_demo_center
 from gateway.domain.config import parse_config
 from gateway.domain.errors import GatewayError
 from simulators.broker import MosquittoBroker, find_mosquitto
 from simulators.buttons import SimulatedButton
+from simulators.gb_platform import GbPlatform
+from simulators.gb_platform_console import GbPlatformConsole
 from simulators.onvif_camera import CameraFarm
 from simulators.platform import PlatformReceiver
 from simulators.rtsp import RtspServer, check_gstreamer
@@ -60,6 +64,10 @@ BUTTONS = [
     ("kindergarten", "幼儿园一键报警", "幼儿园大厅", ["playground"]),
 ]
 BUTTON_HEARTBEAT_S = 20.0
+# The gateway as a GB/T 28181 device on the simulated police video platform (the ids of DESIGN.md's example).
+GB_PLATFORM_ID = "34020000002000000001"
+GB_DEVICE_ID = "51040200001180000001"
+GB_WATCH_CAMERA = "gate-1"
 
 
 def _free_port() -> int:
@@ -69,7 +77,14 @@ def _free_port() -> int:
 
 
 def demo_config(
-    workdir: Path, farm: CameraFarm, broker_url: str, rtsp_port: int | None, platforms: dict[str, str], web_port: int
+    workdir: Path,
+    farm: CameraFarm,
+    broker_url: str,
+    rtsp_port: int | None,
+    platforms: dict[str, str],
+    web_port: int,
+    *,
+    more_upstreams: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The demo school's config, with every section of the file format filled in."""
     cameras = []
@@ -125,6 +140,7 @@ def demo_config(
                 "url": platforms["education"],
                 "secret": "${EDU_SECRET:-" + DEMO_SECRET + "}",
             },
+            *(more_upstreams or []),
         ],
         "web": {"listen": f"127.0.0.1:{web_port}"},
     }
@@ -180,8 +196,15 @@ async def _demo(workdir: Path, web_port: int, ready: asyncio.Event | None) -> No
 
         school = {"id": SCHOOL_ID, "name": SCHOOL_NAME, "district": "东区", "secret": DEMO_SECRET}
         center = await start_demo_center(stack, workdir, school, broker.url if broker else None)
+        gb = await start_gb_platform(stack, workdir)
         document = demo_config(
-            workdir, farm, broker_url, rtsp.port if rtsp else None, platforms, web_port or _free_port()
+            workdir,
+            farm,
+            broker_url,
+            rtsp.port if rtsp else None,
+            platforms,
+            web_port or _free_port(),
+            more_upstreams=[gb_upstream(gb)],
         )
         document["upstreams"].append(center.upstream)
         config_path = workdir / "school.yaml"
@@ -191,6 +214,7 @@ async def _demo(workdir: Path, web_port: int, ready: asyncio.Event | None) -> No
             encoding="utf-8",
         )
         config = parse_config(config_path.read_text(encoding="utf-8"), str(config_path))
+        gb.console.channels = camera_ids(GB_DEVICE_ID, config.cameras)
 
         buttons: list[SimulatedButton] = []
         # Registered before the gateway, so run after it on the way out: the gateway stops first, and the buttons'
@@ -216,7 +240,7 @@ async def _demo(workdir: Path, web_port: int, ready: asyncio.Event | None) -> No
                 platforms["police"],
                 discovery_port,
                 buttons,
-                [center_banner(center)],
+                [*([gb_watch_line(gb, workdir)] if rtsp else []), center_banner(center)],
             ),
             flush=True,
         )
@@ -226,6 +250,60 @@ async def _demo(workdir: Path, web_port: int, ready: asyncio.Event | None) -> No
             await asyncio.sleep(BUTTON_HEARTBEAT_S)
             for button in buttons:
                 button.heartbeat()
+
+
+@dataclass(frozen=True, slots=True)
+class GbDemo:
+    """The simulated GB/T 28181 police video platform and its console (where `huxiao watch` asks for video)."""
+
+    platform: GbPlatform
+    console: GbPlatformConsole
+    console_url: str
+
+
+async def start_gb_platform(stack: contextlib.AsyncExitStack, workdir: Path) -> GbDemo:
+    """The platform on a free 127.0.0.1 port (SIP over UDP), its console on another; stopped with the stack,
+    after the gateway (which unregisters on its way out)."""
+    scratch = workdir / "gb-platform"
+    await asyncio.to_thread(scratch.mkdir, parents=True, exist_ok=True)
+    platform = await stack.enter_async_context(GbPlatform(GB_PLATFORM_ID, DEMO_SECRET, workdir=scratch))
+    console = GbPlatformConsole(platform, GB_DEVICE_ID)
+    runner = web.AppRunner(console.app(), access_log=None)
+    await runner.setup()
+    port = _free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    stack.push_async_callback(runner.cleanup)
+    return GbDemo(platform, console, f"http://127.0.0.1:{port}")
+
+
+def gb_upstream(gb: GbDemo) -> dict[str, Any]:
+    """The `gb28181` upstream to the simulated platform, every key shown."""
+    return {
+        "name": "police-gb",
+        "kind": "gb28181",
+        "role": "police",
+        "server": gb.platform.server_uri,
+        "device_id": GB_DEVICE_ID,
+        "password": "${GB_PASSWORD:-" + DEMO_SECRET + "}",
+        "transport": "udp",
+        "local": "127.0.0.1:0",
+        "expires": "3600s",
+        "keepalive": "60s",
+        "keepalive_misses": 3,
+        "charset": "GB2312",
+    }
+
+
+def gb_watch_line(gb: GbDemo, workdir: Path) -> str:
+    """The banner's line: have the police platform play a camera through the gateway, saved as a .ps file."""
+    out = workdir / f"{GB_WATCH_CAMERA}.ps"
+    command = f"{_huxiao()} watch --platform {gb.console_url} {GB_WATCH_CAMERA} --out {out}"
+    return f"  看视频 live video (GB/T 28181)  {command}"
+
+
+def _huxiao() -> str:
+    # The console script is on PATH only inside an activated virtualenv: otherwise name the one that runs now.
+    return "huxiao" if shutil.which("huxiao") else f"{sys.executable} -m gateway"
 
 
 def banner(
@@ -239,8 +317,7 @@ def banner(
 ) -> str:
     """What a new user needs to try every part: the addresses, how to press a button, how to discover."""
     base = f"http://{listen}"
-    # The console script is on PATH only inside an activated virtualenv: otherwise name the one that runs now.
-    huxiao = "huxiao" if shutil.which("huxiao") else f"{sys.executable} -m gateway"
+    huxiao = _huxiao()
     faults = [(cid, fault) for cid, *_, fault in CAMERAS if fault]
     staged = "; ".join(f"{cid}: {fault}" for cid, fault in faults)
     lines = [

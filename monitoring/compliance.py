@@ -84,6 +84,9 @@ class SchoolFacts:
     buttons: Sequence[ButtonReading]
     police_link_ok: bool
     now: float
+    # Why cameras that work do not count as networked, (Chinese, English): e.g. the GB/T 28181 platform does not
+    # have the gateway registered. Shown with the networking criterion, so a rate of 0 % says why.
+    networking_note: tuple[str, str] | None = None
 
 
 def required_guards(students: int) -> int:
@@ -109,13 +112,16 @@ def _rate_and_target(rate: float, target: float) -> tuple[str, str]:
     return _pct(rate, decimals), _pct(target, decimals)
 
 
-def networking_criterion(rate: float | None, target: float) -> Criterion:
+def networking_criterion(rate: float | None, target: float, note: tuple[str, str] | None = None) -> Criterion:
     if rate is None:
         return Criterion("networking_rate", False, "没有在用的摄像机 / no camera in service")
     ok = rate >= target - RATE_TOLERANCE
     zh, en = ("达到", "meets") if ok else ("低于", "below")
     r, t = _rate_and_target(rate, target)
-    return Criterion("networking_rate", ok, f"联网率 {r} {zh}目标 {t} / networking rate {r} {en} target {t}")
+    note_zh, note_en = (f"：{note[0]}", f": {note[1]}") if note is not None else ("", "")
+    return Criterion(
+        "networking_rate", ok, f"联网率 {r} {zh}目标 {t}{note_zh} / networking rate {r} {en} target {t}{note_en}"
+    )
 
 
 def key_areas_criterion(cameras: Sequence[AreaCamera]) -> Criterion:
@@ -179,7 +185,7 @@ def guards_criterion(students: int, guards: int) -> Criterion:
 def judge(facts: SchoolFacts) -> list[Criterion]:
     """Every criterion, in the order the page shows them."""
     return [
-        networking_criterion(facts.networking_rate, facts.target),
+        networking_criterion(facts.networking_rate, facts.target, facts.networking_note),
         key_areas_criterion(facts.cameras),
         buttons_criterion(facts.buttons, facts.now),
         police_link_criterion(facts.police_link_ok),

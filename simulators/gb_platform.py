@@ -133,6 +133,7 @@ class GbPlatform:
         keepalive_misses: int = 3,
         workdir: Path | None = None,
         ask_after_register: bool = True,
+        port: int = 0,
     ) -> None:
         self.id = platform_id
         self.realm = platform_id[:10]
@@ -142,7 +143,9 @@ class GbPlatform:
         self.keepalive_misses = keepalive_misses
         self.ask_after_register = ask_after_register
         self.workdir = workdir or Path(".")
-        self.sip = SipTransport(f"platform:{platform_id}", transport, ("127.0.0.1", 0), self._on_request, listen=True)
+        self.sip = SipTransport(
+            f"platform:{platform_id}", transport, ("127.0.0.1", port), self._on_request, listen=True
+        )
         self.transport = transport
         self.devices: dict[str, DeviceRecord] = {}
         self.refused: list[tuple[str, int]] = []  # (From user, status) of refused REGISTERs

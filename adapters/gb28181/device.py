@@ -16,7 +16,7 @@ import logging
 import random
 import socket
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -69,6 +69,7 @@ class _Dialog:
     remote_target: str  # their Contact: where our BYE goes
     peer: Address
     session: PlaySession
+    camera_id: str  # the gateway's camera this call plays
     started: bool = False
 
 
@@ -84,6 +85,7 @@ class GbDevice:
         live: LiveVideo | None = None,
         retry_first: float = RETRY_FIRST_S,
         t1: float | None = None,
+        on_link: Callable[[bool, str | None], None] | None = None,
     ) -> None:
         self.config = config
         self.device_id = config.device_id
@@ -111,6 +113,11 @@ class GbDevice:
         self.clock_offset_s: float | None = None  # platform clock − ours, from the REGISTER 200's Date
         self.link = "unknown"  # up | down | unknown
         self.last_error: str | None = None
+        # Wall-clock times for the faces: since when the platform has had us registered without a break, and when
+        # it last answered a keepalive. None while not registered / before the first answer.
+        self.registered_since: float | None = None
+        self.last_keepalive_at: float | None = None
+        self.on_link = on_link  # told (up, error) on every change of the link, e.g. the upstream's LinkState
         self._reregister = asyncio.Event()
         self._call_id = ""
         self._from_tag = new_tag()
@@ -154,6 +161,7 @@ class GbDevice:
                 with contextlib.suppress(GatewayError):
                     await self._register(expires=0, timeout=UNREGISTER_TIMEOUT_S)
             self.registered.clear()
+            self.registered_since = None
         finally:
             for task in list(self._tasks):
                 task.cancel()
@@ -210,9 +218,12 @@ class GbDevice:
         to = f"<sip:{self.device_id}@{self.device_id[:10]}>"
         contact = (("Contact", f"<sip:{self.device_id}@{self._host}:{self._port}>"), ("Expires", str(expires)))
         auth: tuple[tuple[str, str], ...] = ()
-        if self._challenge is not None:  # a refresh answers the last challenge again (WVP accepts it, same Call-ID)
+        reused = self._challenge is not None
+        if reused:  # a refresh answers the last challenge again (WVP accepts it, same Call-ID)
             auth = (("Authorization", self._authorization()),)
-        for _ in range(2):
+        challenged = False
+        # At most: the old challenge refused, a fresh challenge, its answer.
+        for _ in range(3):
             request = self._request(
                 "REGISTER",
                 self._server_uri,
@@ -223,6 +234,9 @@ class GbDevice:
             )
             response = await self.sip.request(request, self.server, timeout=timeout)
             if response.status == 401:
+                if challenged:
+                    break
+                challenged = True
                 challenge = parse_challenge(response.header("WWW-Authenticate") or "")
                 if challenge is None:
                     raise DeviceProtocolError(self.server_id, "401 to REGISTER without a digest challenge")
@@ -232,6 +246,11 @@ class GbDevice:
             if response.status == 200:
                 self._note_clock(response.header("Date"))
                 return response
+            if response.status == 403 and reused and not challenged:
+                # A restarted platform no longer knows the nonce we answered again and may refuse it outright
+                # rather than challenge: ask for a fresh challenge once before calling the password wrong.
+                self._challenge, auth = None, ()
+                continue
             if response.status == 403:
                 raise AuthFailed(self.server_id, "REGISTER refused (403): check device_id and password")
             raise DeviceError(self.server_id, f"REGISTER answered {response.status} {response.reason}")
@@ -270,6 +289,8 @@ class GbDevice:
         expiry = float(granted) if granted and granted.isdigit() and int(granted) > 0 else self.config.expires
         self._misses = 0
         self._up()
+        if not self.registered.is_set():
+            self.registered_since = time.time()
         self.registered.set()
         self._reregister.clear()
         logger.info("%s: registered with %s for %.0f s", self.device_id, self.server_id, expiry)
@@ -311,6 +332,7 @@ class GbDevice:
                     async with asyncio.timeout(min(refresh_at, next_keepalive) - now):
                         await self._reregister.wait()
             self.registered.clear()
+            self.registered_since = None
 
     async def _keepalive(self) -> None:
         body = manscdp.keepalive(next(self._sn), self.device_id, self.config.charset)
@@ -328,6 +350,7 @@ class GbDevice:
             return
         if response.status == 200:
             self._misses = 0
+            self.last_keepalive_at = time.time()
             self._up()
 
     # Outgoing MESSAGE / NOTIFY.
@@ -407,9 +430,18 @@ class GbDevice:
 
     def _up(self) -> None:
         self.link, self.last_error = "up", None
+        if self.on_link is not None:
+            self.on_link(True, None)
 
     def _down(self, error: str) -> None:
+        # Whatever took the link down (a refused or lost registration, silent keepalives, a 403/404 from a
+        # platform that forgot us), the platform does not have the device registered now: say so at once, not
+        # only when the run loop comes round to register again.
         self.link, self.last_error = "down", error
+        self.registered.clear()
+        self.registered_since = None
+        if self.on_link is not None:
+            self.on_link(False, error)
 
     # Incoming requests.
 
@@ -514,6 +546,7 @@ class GbDevice:
             remote_target=address_uri(request.header("Contact") or request.require("From")),
             peer=peer,
             session=session,
+            camera_id=channel.local_id,
         )
         self._dialogs[dialog.call_id] = dialog
         body = sdp.answer(offer, address=self._host, local_port=session.local_port).encode()
@@ -569,6 +602,13 @@ class GbDevice:
     @property
     def playing(self) -> int:
         return len(self._dialogs)
+
+    def viewers(self) -> dict[str, int]:
+        """Live-play calls now, by the gateway's camera id (a camera watched twice counts 2)."""
+        counts: dict[str, int] = {}
+        for dialog in self._dialogs.values():
+            counts[dialog.camera_id] = counts.get(dialog.camera_id, 0) + 1
+        return counts
 
     def _spawn(self, coroutine: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coroutine)

@@ -81,6 +81,9 @@ class Gb28181Upstream:
         self._cameras = cameras or {}  # camera id → channel id
         self._channels = channels
         self.state = LinkState()
+        # The link is the registration: up while the platform has the device registered and answers keepalives,
+        # down (with the reason) as soon as it refuses, forgets or stops answering, before any alarm has to fail.
+        device.on_link = self._link_changed
 
     @classmethod
     def from_config(
@@ -104,6 +107,12 @@ class Gb28181Upstream:
         changed = self._channels.set_online(channel, online)
         if changed is not None:
             self.device.channel_changed(changed)
+
+    def _link_changed(self, up: bool, error: str | None) -> None:
+        if up:
+            self.state.up(time.time())
+        else:
+            self.state.down(time.time(), error or "not registered")
 
     async def __aenter__(self) -> Gb28181Upstream:
         await self.device.__aenter__()

@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from adapters.upstreams.gb28181 import Gb28181Upstream
 from gateway.domain.camera import CameraState, is_picture_reason
 from gateway.domain.config import GatewayConfig
 from gateway.services.acknowledgements import AckRelay, acknowledged_by_alarm
 from gateway.services.camera_health import CameraHealth, CameraRuntime
+from gateway.services.gb_link import coverage, link_rows
 from gateway.services.history import gateway_downtime, transitions_since
+from gateway.services.live_video import LiveVideoRelay
 from monitoring.compliance import AreaCamera, ButtonReading, SchoolFacts, compliant, judge
 from monitoring.networking import CameraReading, is_networked, networking_rate
 from monitoring.uptime import WINDOWS, counted_state, uptime_windows
@@ -43,9 +46,9 @@ class Pictures:
     quality: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _reading(runtime: CameraRuntime) -> CameraReading:
+def _reading(runtime: CameraRuntime, linked: bool = True) -> CameraReading:
     stream_ok = runtime.stream is not None and runtime.stream.ok
-    return CameraReading(runtime.machine.state, stream_ok, runtime.machine.reasons)
+    return CameraReading(runtime.machine.state, stream_ok, runtime.machine.reasons, linked)
 
 
 class GatewayStatus:
@@ -62,6 +65,8 @@ class GatewayStatus:
         self.relay: AckRelay | None = None  # acknowledgements and hazards from the command center
         self.pictures = Pictures()
         self.crashes: Mapping[str, int] = {}  # the supervisor's crash counts by part, for /metrics
+        self.gb_devices: Sequence[Gb28181Upstream] = ()  # the gb28181 upstreams, once the alarm path opened them
+        self.live: LiveVideoRelay | None = None  # the relay GB platforms play the cameras through
         self._uptime: dict[str, dict[str, float | None]] = {}
         self._uptime_stale = True
 
@@ -142,7 +147,9 @@ class GatewayStatus:
         for runtime in runtimes:
             counts[runtime.machine.state.value] += 1
         link_ok = self._police_link_ok()
-        rate = networking_rate([_reading(r) for r in runtimes], link_ok)
+        # With a gb28181 upstream, a camera counts only while the platform has the device registered.
+        platform = coverage(self.config, self.gb_devices)
+        rate = networking_rate([_reading(r, platform.registered) for r in runtimes], link_ok)
         buttons = self.alarm_view.buttons() if self.alarm_view is not None else []
         criteria = judge(
             SchoolFacts(
@@ -162,6 +169,7 @@ class GatewayStatus:
                 buttons=buttons,
                 police_link_ok=link_ok,
                 now=self._clock(),
+                networking_note=platform.problem,
             )
         )
         upstreams = self.alarm_view.upstreams() if self.alarm_view is not None else []
@@ -186,6 +194,8 @@ class GatewayStatus:
                 {"name": u["name"], "kind": u["kind"], "role": u["role"], "link": u["link"], "pending": u["pending"]}
                 for u in upstreams
             ],
+            # Added to the contract: each gb28181 upstream's registration, keepalive, clock and live viewers.
+            "gb28181": link_rows(self.gb_devices, self.live.stats() if self.live is not None else {}),
             # Added to the contract for the page: the open hazards the command center lists for this school.
             "hazards": [
                 {"id": h.id, "text": h.text, "level": h.level, "at": h.at}

@@ -76,6 +76,7 @@ def test_demo_comes_up_with_a_school_and_stops_on_ctrl_c(tmp_path: Path) -> None
             assert "status page" in banner
             _banner_lets_a_new_user_try_every_part(banner, port)
             _the_center_shows_the_city_and_takes_the_duty_token(banner)
+            _banner_lets_a_new_user_watch_a_camera_through_gb28181(banner, port, tmp_path)
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=15)
             assert proc.returncode == 0, log.read_text()
@@ -91,7 +92,7 @@ def _command(line: str) -> list[str]:
     """A command line the banner prints, run with this interpreter (the banner names the console script or
     `python -m gateway`, whichever this machine has)."""
     words = shlex.split(line)
-    verb = words.index("press") if "press" in words else words.index("discover")
+    verb = next(words.index(v) for v in ("press", "discover", "watch") if v in words)
     return [sys.executable, "-m", "gateway", *words[verb:]]
 
 
@@ -162,3 +163,35 @@ def _the_center_shows_the_city_and_takes_the_duty_token(banner: str) -> None:
     request.add_header("Authorization", f"Bearer {token}")
     with urllib.request.urlopen(request, timeout=5) as answer:
         assert json.loads(answer.read())["acknowledged"]["by"] == "demo"
+
+
+def _banner_lets_a_new_user_watch_a_camera_through_gb28181(banner: str, port: int, tmp_path: Path) -> None:
+    """The watch line: the simulated police video platform plays a camera through the gateway's GB/T 28181
+    device, and FFmpeg's own probe (guessing the format itself, as `ffplay FILE` does) reads the saved PS."""
+    deadline = time.monotonic() + 15
+    links: list[dict[str, object]] = []
+    while time.monotonic() < deadline and not (links and links[0]["registered"]):
+        summary = get_json(f"http://127.0.0.1:{port}/api/summary")
+        assert isinstance(summary, dict)
+        links = summary["gb28181"]
+        if not (links and links[0]["registered"]):
+            time.sleep(0.2)
+    assert links, "no gb28181 upstream in the demo"
+    assert links[0]["registered"], links
+    (line,) = [line.strip() for line in banner.splitlines() if " watch --platform " in line]
+    words = shlex.split(line)
+    out = Path(words[words.index("--out") + 1])
+    watched = subprocess.run(_command(line), capture_output=True, text=True, timeout=60, cwd=REPO, check=False)
+    assert watched.returncode == 0, watched.stderr
+    assert f"ffplay {out}" in watched.stdout
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-count_frames", "-show_streams", "-of", "json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    (stream,) = json.loads(probe.stdout)["streams"]
+    assert (stream["codec_name"], stream["width"], stream["height"]) == ("h264", 640, 360), stream
+    # Five seconds of a 15 fps camera: well over one key frame's worth, whatever the load on the machine.
+    assert int(stream["nb_read_frames"]) >= 15, stream

@@ -165,3 +165,10 @@ def test_guard_table(students: int, guards: int) -> None:
 def test_negative_students_are_refused() -> None:
     with pytest.raises(ValueError, match="negative"):
         required_guards(-1)
+
+
+def test_a_note_says_why_working_cameras_do_not_count_in_each_language_half() -> None:
+    note = ("GB/T 28181 平台未注册（police-gb）", "not registered with the GB/T 28181 platform (police-gb: 403)")
+    zh, en = networking_criterion(0.0, 0.8, note).reason.split(" / ")
+    assert zh == "联网率 0.0% 低于目标 80.0%：GB/T 28181 平台未注册（police-gb）"
+    assert en == "networking rate 0.0% below target 80.0%: not registered with the GB/T 28181 platform (police-gb: 403)"

@@ -22,6 +22,10 @@ const WORDS = {
   // upstream roles: who the platform belongs to
   role_police: ["公安平台", "police platform"], role_education: ["教育平台", "education platform"],
   role_other: ["上级平台", "platform"],
+  // GB/T 28181 link (the gateway as a device on the police video platform)
+  gb_registered: ["已注册", "registered"], gb_not_registered: ["未注册", "not registered"],
+  gb_since: ["注册于", "since"], gb_keepalive: ["心跳应答", "keepalive answered"],
+  gb_clock: ["平台时钟偏差", "platform clock offset"], gb_viewers: ["实时观看", "live viewers"],
   uptime_help: ["在线率：能取到可用画面的时间占比（与联网率同一口径；维护时段不计）",
                 "uptime: share of time the camera delivered a usable picture (as the networking rate counts it; maintenance not counted)"],
   // reasons
@@ -96,6 +100,23 @@ function renderSummary(s) {
   document.getElementById("upstreams").replaceChildren(...s.upstreams.map((u) =>
     el("div", { class: u.link === "up" ? "good" : "bad" },
       upstreamLabel(u) + ": " + t(u.link === "up" ? "link_up" : "link_down") + ", " + t("pending") + " " + u.pending)));
+}
+
+function renderGbLinks(links, cameras) {
+  // Each GB/T 28181 platform: registered or why not, the last keepalive it answered, its clock, who watches live.
+  const names = Object.fromEntries((cameras || []).map((c) => [c.id, c.name]));
+  document.getElementById("gb-links").replaceChildren(...(links || []).map((g) => {
+    const parts = g.registered
+      ? [t("gb_registered"), t("gb_since") + " " + when(g.registered_since), t("gb_keepalive") + " " + when(g.last_keepalive_at)]
+      : [t("gb_not_registered") + (g.last_error ? ": " + g.last_error : "")];
+    if (g.clock_offset_s !== null && g.clock_offset_s !== undefined) {
+      parts.push(t("gb_clock") + " " + (g.clock_offset_s >= 0 ? "+" : "") + g.clock_offset_s.toFixed(1) + " s");
+    }
+    const watched = g.live.cameras.map((c) => (names[c.id] || c.id) + " ×" + c.viewers).join(lang === "zh" ? "、" : ", ");
+    parts.push(t("gb_viewers") + " " + g.live.viewers + (watched ? " (" + watched + ")" : ""));
+    return el("div", { class: "gb small " + (g.registered ? "good" : "bad"), "data-gb": g.name },
+      "GB/T 28181 · " + g.name + ": " + parts.join(" · "));
+  }));
 }
 
 // Faults first: on a phone the dead cameras must not be at the bottom of a long scroll.
@@ -186,6 +207,7 @@ function render() {
   if (!last) return;
   renderSummary(last.summary);
   renderCameras(last.cameras);
+  renderGbLinks(last.summary.gb28181, last.cameras);
   renderAlarms(last.alarms, last.summary);
   renderHazards(last.summary.hazards);
   document.getElementById("updated").textContent = when(Date.now() / 1000);
