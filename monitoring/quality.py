@@ -40,6 +40,10 @@ CAST_LIT_RANGE = (0.2 * 255, 0.97 * 255)
 # Side of the square blocks (analysis pixels) the frozen check averages differences over: 8 px at 320 wide is
 # 16 at 640, a macroblock, the unit an encoder's noise comes in; a walker at 20 m still covers several.
 FROZEN_BLOCK = 8
+# A block has structure when its coarse detail (the 2-4 px band) reaches 1 grey level (energy 1) along some
+# direction: a covered lens's light leak and sensor noise stay under a tenth of that (noise of 5 grey levels at
+# 640 px wide reaches about 0.2), a grey surface with anything on it (stones, cracks, a crater) goes over it.
+COVERED_STRUCTURE_ENERGY = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,10 @@ class Thresholds:
     # does not make a covered picture look varied.
     covered_edge_density: float = 0.01
     covered_grey_std: float = 10.0
+    # ...and structure in hardly any block: the camera's own OSD (a clock, a name) is drawn after the lens and
+    # takes a few of the 60 blocks (a 200 x 20 px clock at 640 wide, 4); more than 9 blocks with structure is a
+    # scene, however low its contrast (a concrete floor, a grey surface filling the view).
+    covered_structured_fraction: float = 0.15
     # Frozen: two frames seconds apart that are the same picture but for compression noise. A hung sensor or ISP
     # behind a live encoder (the usual field failure) has its last picture re-encoded under bitrate control at a
     # quantizer that varies from key frame to key frame: the decoded frames differ by about 0.2 grey levels on
@@ -207,10 +215,10 @@ def _block_means(values: NDArray[np.float32]) -> NDArray[np.float32]:
     return np.asarray(trimmed.reshape(rows, bh, cols, bw).mean(axis=(1, 3)).ravel(), np.float32)
 
 
-def sharpness(grey: Frame) -> float:
-    """Fine over coarse detail energy (see `Thresholds.blur_sharpness`); higher is sharper."""
+def band_energies(grey: Frame) -> list[tuple[NDArray[np.float32], NDArray[np.float32]]]:
+    """Per direction, the energy of the finest detail (0-1 px band) and of coarse detail (2-4 px) in each block."""
     image = grey.astype(np.float32)
-    per_direction = []
+    bands = []
     for direction in range(4):
         fine = image - _smooth(image, 1.0, direction)
         sigma2 = _smooth(image, 2.0, direction)
@@ -220,8 +228,14 @@ def sharpness(grey: Frame) -> float:
         for _ in range(3):
             sigma4 = _smooth(sigma4, 2.0, direction)
         coarse = sigma2 - sigma4
-        fine_energy = _block_means(fine * fine)
-        coarse_energy = _block_means(coarse * coarse)
+        bands.append((_block_means(fine * fine), _block_means(coarse * coarse)))
+    return bands
+
+
+def sharpness(grey: Frame, bands: list[tuple[NDArray[np.float32], NDArray[np.float32]]] | None = None) -> float:
+    """Fine over coarse detail energy (see `Thresholds.blur_sharpness`); higher is sharper."""
+    per_direction = []
+    for fine_energy, coarse_energy in bands if bands is not None else band_energies(grey):
         structured = coarse_energy >= BLUR_BLOCK_MIN_ENERGY
         if np.count_nonzero(structured) < BLUR_MIN_BLOCKS:
             # Nothing in the picture shows whether it is in focus: not blurred for all we can tell (a flat
@@ -231,6 +245,12 @@ def sharpness(grey: Frame) -> float:
                 return 1.0
         per_direction.append(float(np.median(fine_energy[structured] / coarse_energy[structured])))
     return min(per_direction)
+
+
+def structured_fraction(bands: list[tuple[NDArray[np.float32], NDArray[np.float32]]]) -> float:
+    """The share of blocks with any structure: coarse detail of 1 grey level or more along some direction."""
+    coarse = np.max([coarse_energy for _, coarse_energy in bands], axis=0)
+    return float((coarse >= COVERED_STRUCTURE_ENERGY).mean())
 
 
 def color_cast(small: Frame, neutral_chroma: float) -> tuple[float, float, float]:
@@ -262,6 +282,8 @@ def diagnose(frame: Frame | None, previous: Frame | None = None, thresholds: Thr
     black = black_fraction(grey, t.black_pixel)
     clipped = float((grey >= t.clipped_level).mean())
     edges = edge_density(grey)
+    bands = band_energies(grey)
+    structured = structured_fraction(bands)
     cast, cast_distance, neutral = color_cast(small, t.cast_neutral_chroma)
     checks = {
         "black": Check("black", black, t.black_fraction, black >= t.black_fraction),
@@ -269,7 +291,12 @@ def diagnose(frame: Frame | None, previous: Frame | None = None, thresholds: Thr
             "too_bright", mean, t.too_bright_mean, mean > t.too_bright_mean or clipped > t.clipped_fraction
         ),
         "covered": Check(
-            "covered", edges, t.covered_edge_density, edges < t.covered_edge_density and spread < t.covered_grey_std
+            "covered",
+            edges,
+            t.covered_edge_density,
+            edges < t.covered_edge_density
+            and spread < t.covered_grey_std
+            and structured < t.covered_structured_fraction,
         ),
         "too_dark": Check("too_dark", mean, t.too_dark_mean, mean < t.too_dark_mean),
         "color_cast": Check(
@@ -279,7 +306,7 @@ def diagnose(frame: Frame | None, previous: Frame | None = None, thresholds: Thr
             cast > t.cast_factor and cast_distance > t.cast_min_distance and neutral < t.cast_max_neutral_fraction,
         ),
     }
-    sharp = sharpness(grey)
+    sharp = sharpness(grey, bands)
     checks["blurred"] = Check("blurred", sharp, t.blur_sharpness, sharp < t.blur_sharpness)
     if previous is not None and previous.size and previous.shape[:2] == frame.shape[:2]:
         _, previous_grey = analysis_frames(previous)
