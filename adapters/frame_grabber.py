@@ -56,7 +56,7 @@ Frame = NDArray[Any]  # BGR uint8, as OpenCV decodes
 # The frozen check compares frames this far apart: a live scene (people, trees, sensor noise, the camera's clock)
 # changes within it, and a patrol of 100 streams on 8 threads still ends within seconds.
 FRAME_INTERVAL_S = 2.0
-DEFAULT_WORKERS = 8
+DEFAULT_WORKERS = 32  # as the patrol's default: opens mostly wait for a key frame
 # Cameras answer an RTSP open within a second or two on a school LAN; 5 s leaves room for a busy NVR.
 OPEN_TIMEOUT_S = 5.0
 # A live stream sends a frame every 40-200 ms; 5 s without one means it has stalled.
