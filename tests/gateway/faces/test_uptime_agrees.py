@@ -56,8 +56,15 @@ async def test_a_camera_with_a_wrong_password_is_down_on_the_page_in_metrics_and
             def uptimes() -> dict[str, float | None]:
                 return {c["id"]: c["uptime"]["24h"] for c in status.cameras()}
 
+            def usable() -> dict[str, bool]:
+                return {c["id"]: c["usable"] for c in status.cameras()}
+
+            # Until both uptimes are known and the good camera's first rounds (cold ONVIF discovery, the stream's
+            # DESCRIBE, the first patrol) are through: on a loaded machine a first 1 s poll may time out.
             # Within seconds of the first round, not after the minute the old refresh waited.
-            await eventually(lambda: None not in uptimes().values(), timeout=15, what="uptime known")
+            await eventually(
+                lambda: None not in uptimes().values() and usable().get(good.id) is True, timeout=20, what="settled"
+            )
             async with aiohttp.ClientSession() as http:
                 async with http.get(server.make_url("/api/cameras")) as response:
                     cameras = {c["id"]: c for c in await response.json()}
