@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
 import time
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -170,6 +171,14 @@ async def _closed(writer: asyncio.StreamWriter) -> None:
         pass
 
 
+def connect_failure(exc: OSError) -> str:
+    """Why a TCP connect failed, in the kernel's words with the address: asyncio's own text ("Connect call
+    failed (host, port)") leaves out whether it was refused, unreachable or out of local ports."""
+    if exc.errno is not None:
+        return f"{os.strerror(exc.errno)} ({exc.strerror or exc})"
+    return str(exc.strerror or exc)
+
+
 async def probe_stream(
     camera_id: str,
     uri: str,
@@ -199,7 +208,7 @@ async def probe_stream(
                     parts.hostname, port, limit=MAX_HEAD_BYTES, ssl=parts.scheme == "rtsps"
                 )
             except OSError as exc:
-                raise DeviceUnreachable(camera_id, f"RTSP connect failed: {exc.strerror or exc}") from None
+                raise DeviceUnreachable(camera_id, f"RTSP connect failed: {connect_failure(exc)}") from None
             session = _Session(camera_id, reader, writer)
             reply: _Reply | None = None
             if memo is not None and memo.known:

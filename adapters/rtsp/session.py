@@ -17,7 +17,7 @@ from types import TracebackType
 from urllib.parse import urljoin, urlsplit
 
 from adapters.digest import DigestChallenge, authorization, parse_challenge
-from adapters.rtsp.client import DEFAULT_PORTS, USER_AGENT, split_credentials
+from adapters.rtsp.client import DEFAULT_PORTS, USER_AGENT, connect_failure, split_credentials
 from adapters.rtsp.sdp import MediaDescription, parse_sdp
 from gateway.domain.errors import AuthFailed, DeviceError, DeviceProtocolError, DeviceTimeout, DeviceUnreachable
 
@@ -121,7 +121,7 @@ class RtspPlayer:
                 parts.hostname, port, limit=MAX_HEAD_BYTES, ssl=parts.scheme == "rtsps"
             )
         except OSError as exc:
-            raise DeviceUnreachable(self.camera_id, f"RTSP connect failed: {exc.strerror or exc}") from None
+            raise DeviceUnreachable(self.camera_id, f"RTSP connect failed: {connect_failure(exc)}") from None
         status, headers, body = await self._request("DESCRIBE", self._uri, {"Accept": "application/sdp"})
         if status != 200:
             raise DeviceProtocolError(self.camera_id, f"RTSP DESCRIBE answered {status}")
