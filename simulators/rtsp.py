@@ -14,6 +14,7 @@ import os
 import selectors
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -39,6 +40,9 @@ LIVE_PATTERNS = ("still",)
 START_TIMEOUT_S = 30.0
 # The server quits its main loop on SIGTERM at once; a few seconds covers a machine busy with other tests.
 STOP_TIMEOUT_S = 5.0
+# GStreamer's server process dies now and then with SIGABRT (seen under the test suite's load, cause not found:
+# its stderr is empty). A camera that reboots is a real thing too: it comes back on the same ports, this often.
+RESTARTS = 5
 GI_CHECK_TIMEOUT_S = 30.0
 _READ_CHUNK = 4096
 
@@ -96,6 +100,8 @@ class RtspServer:
         self._log = log
         self._proc: subprocess.Popen[bytes] | None = None
         self._output = b""  # what the server printed before READY, for the error when it does not start
+        self._stopping = threading.Event()
+        self.restarts = 0  # times the process died and was started again on its ports
 
     @property
     def pid(self) -> int | None:
@@ -111,10 +117,17 @@ class RtspServer:
         problem = check_gstreamer()
         if problem:
             raise GatewayError(problem)
+        self._stopping.clear()
+        proc = self._launch(timeout)
+        logger.info("RTSP server pid %d on 127.0.0.1:%d, %d mounts", proc.pid, self.port, self.mounts)
+        threading.Thread(target=self._watch, args=(proc,), name="rtsp-server-watch", daemon=True).start()
+
+    def _launch(self, timeout: float) -> subprocess.Popen[bytes]:
         args = [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--port", str(self.port)]
         args += ["--streams", ",".join(f"{k}={v}" for k, v in self.streams.items())]
         if self.auth_password:
             args += ["--auth-port", str(self.auth_port), "--user", self.auth_user, "--password", self.auth_password]
+        self._output = b""
         with self._log.open("ab") if self._log else open(os.devnull, "wb") as stderr:
             # Own session: Ctrl-C reaches the demo, which stops this server itself, in order.
             proc = subprocess.Popen(
@@ -126,7 +139,26 @@ class RtspServer:
             output = self._stop_process()
             raise GatewayError(f"the RTSP server did not start within {timeout:g} s: {output[-300:]!r}")
         self.port, self.auth_port, self.mounts = ready
-        logger.info("RTSP server pid %d on 127.0.0.1:%d, %d mounts", proc.pid, self.port, self.mounts)
+        return proc
+
+    def _watch(self, proc: subprocess.Popen[bytes]) -> None:
+        """Start the server again on the same ports when its process dies while it should be running."""
+        while True:
+            code = proc.wait()
+            if self._stopping.is_set() or self._proc is not proc or self.restarts >= RESTARTS:
+                return
+            self.restarts += 1
+            logger.warning("RTSP server pid %d died (exit %s): starting it again on its ports", proc.pid, code)
+            if proc.stdout is not None:
+                proc.stdout.close()
+            try:
+                proc = self._launch(START_TIMEOUT_S)
+            except GatewayError as exc:
+                logger.error("RTSP server could not be started again: %s", exc)
+                return
+            if self._stopping.is_set():  # stopped while it was starting again
+                self._stop_process()
+                return
 
     def _wait_ready(self, stdout: IO[bytes], timeout: float) -> tuple[int, int, int] | None:
         """The ports and mount count from the READY line; None if the process quits or stays silent."""
@@ -148,6 +180,7 @@ class RtspServer:
         return None
 
     def _stop_process(self) -> str:
+        self._stopping.set()
         if self._proc is None:
             return ""
         if self._proc.poll() is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import time
 import pytest
 
 from adapters.rtsp.client import probe_stream
-from gateway.domain.errors import GatewayError
+from gateway.domain.errors import DeviceError, GatewayError
 from simulators import rtsp
 from simulators.rtsp import LIVE_PATTERNS, PATTERNS, RtspServer, check_gstreamer
 from tests.fixtures.rtsp import RTSP_PASSWORD, RTSP_USER, rtsp_server
@@ -173,3 +174,23 @@ def test_missing_gstreamer_names_the_debian_packages(monkeypatch: pytest.MonkeyP
     assert "apt-get install" in problem
     assert "gir1.2-gst-rtsp-server-1.0" in problem
     assert "python3-gi" in problem
+
+
+async def test_a_server_that_dies_comes_back_on_its_ports() -> None:
+    """As a camera that reboots: the GStreamer process aborted (as it now and then does under load) is started
+    again on the same ports, and the stream answers there."""
+    async with RtspServer({"cam": "moving"}) as server:
+        url = server.url("cam")
+        await probe_stream("cam", url, None, None, 5.0)
+        assert server.pid is not None
+        os.kill(server.pid, signal.SIGABRT)
+        async with asyncio.timeout(15):
+            while True:  # refused until the new process listens: ask again, as a camera's poller would
+                try:
+                    info = await probe_stream("cam", url, None, None, 5.0)
+                    break
+                except DeviceError:
+                    await asyncio.sleep(0.1)
+        assert info.ok
+        assert server.url("cam") == url
+        assert server.restarts == 1
