@@ -40,8 +40,8 @@ LIVE_PATTERNS = ("still",)
 START_TIMEOUT_S = 30.0
 # The server quits its main loop on SIGTERM at once; a few seconds covers a machine busy with other tests.
 STOP_TIMEOUT_S = 5.0
-# GStreamer's server process dies now and then with SIGABRT (seen under the test suite's load, cause not found:
-# its stderr is empty). A camera that reboots is a real thing too: it comes back on the same ports, this often.
+# GStreamer's server process dies now and then with SIGABRT (seen under the test suite's load; cause not found).
+# A camera that reboots is a real thing too: it comes back on the same ports, this often.
 RESTARTS = 5
 GI_CHECK_TIMEOUT_S = 30.0
 _READ_CHUNK = 4096
