@@ -82,6 +82,10 @@ def _reachable(runtime: CameraRuntime) -> bool:
     return runtime.machine.state in (CameraState.ONLINE, CameraState.DEGRADED)
 
 
+def _stream_answers(runtime: CameraRuntime) -> bool:
+    return runtime.stream is not None and runtime.stream.ok
+
+
 def in_busy_hours(now: datetime, spans: list[str]) -> bool:
     minute = now.hour * 60 + now.minute
     for span in spans:
@@ -106,7 +110,8 @@ class Patrol:
         self._db = db
         self._snapshots = CameraSnapshots(health)
         self.last_round: list[PatrolResult] = []
-        self._seen_reachable: set[str] = set()  # cameras whose last check found them within reach
+        # Per camera, at its last check: (within reach, a picture came, its stream answered DESCRIBE).
+        self._last_check: dict[str, tuple[bool, bool, bool]] = {}
 
     async def check(self, grabber: FrameGrabber, runtime: CameraRuntime) -> PatrolResult:
         camera = runtime.config
@@ -177,11 +182,7 @@ class Patrol:
     async def catch_up(self) -> list[PatrolResult]:
         """Check the cameras now within reach whose last check found them out of reach, or that were never
         checked; the others wait for the next round."""
-        runtimes = [
-            r
-            for r in self._health.cameras.values()
-            if _reachable(r) and r.stream_uri is not None and r.config.id not in self._seen_reachable
-        ]
+        runtimes = [r for r in self._health.cameras.values() if self._due_again(r)]
         return await self._check_all(runtimes, None) if runtimes else []
 
     async def _check_all(self, runtimes: list[CameraRuntime], workers: int | None) -> list[PatrolResult]:
@@ -193,15 +194,27 @@ class Patrol:
             await asyncio.to_thread(self._store, results)
         return list(results)
 
+    def _due_again(self, runtime: CameraRuntime) -> bool:
+        """Within reach now, and last time out of reach, or without a picture while its stream was down and now
+        answers again (a stream that answers yet gives no picture waits for the next round)."""
+        if not _reachable(runtime) or runtime.stream_uri is None:
+            return False
+        last = self._last_check.get(runtime.config.id)
+        if last is None:
+            return True
+        was_reachable, had_picture, stream_answered = last
+        return not was_reachable or (not had_picture and not stream_answered and _stream_answers(runtime))
+
     def _apply(self, runtime: CameraRuntime, result: PatrolResult) -> None:
         if result.thumbnail is not None:
             self._pictures.thumbnails[result.camera_id] = result.thumbnail
         self._pictures.quality[result.camera_id] = result.diagnosis.as_json()
         reachable = _reachable(runtime)
-        if reachable and runtime.stream_uri is not None:
-            self._seen_reachable.add(result.camera_id)
-        else:
-            self._seen_reachable.discard(result.camera_id)
+        self._last_check[result.camera_id] = (
+            reachable and runtime.stream_uri is not None,
+            result.thumbnail is not None,
+            _stream_answers(runtime),
+        )
         if result.verdict == "ok" or (result.verdict == "no_signal" and not reachable):
             # No picture from an offline camera is already its offline state, not a second fault.
             reasons: frozenset[str] = frozenset()

@@ -203,3 +203,35 @@ async def test_a_camera_out_of_reach_at_the_round_gets_its_picture_as_soon_as_it
             finally:
                 for task in tasks:
                     task.cancel()
+
+
+async def test_a_camera_whose_stream_comes_back_gets_its_picture_before_the_next_round() -> None:
+    """The camera answers ONVIF but its stream is down at the round (no picture); once the stream answers again,
+    it is checked at once, not an hour later."""
+    server = RtspServer({"gate": "moving"})
+    server.start()
+    url = server.url("gate")
+    server.stop()  # down, its port kept for the restart
+    try:
+        async with CameraFarm() as farm:
+            simulated = await farm.add_camera("gate-1")
+            camera = CameraConfig(
+                id="gate-1", name="大门", onvif=simulated.url, username="admin", password="admin123", rtsp=url
+            )
+            async with aiohttp.ClientSession() as session, asyncio.TaskGroup() as group:
+                health = CameraHealth([camera], PollingConfig(interval=0.5, timeout=1.0, offline_after=1), session)
+                pictures = Pictures()
+                patrol = Patrol(health, pictures, PatrolConfig(interval=3600.0, open_timeout=1.0))
+                tasks = [group.create_task(health.run()), group.create_task(patrol.run())]
+                try:
+                    await eventually(lambda: bool(patrol.last_round), timeout=10, what="the first round")
+                    assert [r.verdict for r in patrol.last_round] == ["no_signal"]
+                    assert health.cameras["gate-1"].machine.state is CameraState.DEGRADED
+                    await asyncio.to_thread(server.start)
+                    await eventually(lambda: "gate-1" in pictures.thumbnails, timeout=15, what="a thumbnail")
+                    assert pictures.quality["gate-1"]["verdict"] == "ok"
+                finally:
+                    for task in tasks:
+                        task.cancel()
+    finally:
+        server.stop()
