@@ -145,7 +145,13 @@ class RtspServer:
         """Start the server again on the same ports when its process dies while it should be running."""
         while True:
             code = proc.wait()
-            if self._stopping.is_set() or self._proc is not proc or self.restarts >= RESTARTS:
+            # Only the abort: a test that kills the server on purpose (a camera dying mid-play) keeps it dead.
+            if (
+                self._stopping.is_set()
+                or self._proc is not proc
+                or code != -signal.SIGABRT
+                or self.restarts >= RESTARTS
+            ):
                 return
             self.restarts += 1
             logger.warning("RTSP server pid %d died (exit %s): starting it again on its ports", proc.pid, code)
