@@ -4,6 +4,7 @@ written, a hanging stream costs only its timeout, and verdicts reach the camera'
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import json
 import subprocess
@@ -179,6 +180,23 @@ async def test_patrol_command_prints_no_opencv_warning_and_says_why_a_camera_has
     assert RTSP_PASSWORD not in page
 
 
+@contextlib.asynccontextmanager
+async def patrolling(camera: CameraConfig) -> AsyncIterator[tuple[CameraHealth, Pictures, Patrol]]:
+    """Health polls every 0.5 s and the patrol's schedule (rounds an hour apart) running for one camera."""
+    async with aiohttp.ClientSession() as session:
+        health = CameraHealth([camera], PollingConfig(interval=0.5, timeout=1.0, offline_after=1), session)
+        pictures = Pictures()
+        patrol = Patrol(health, pictures, PatrolConfig(interval=3600.0, open_timeout=1.0))
+        tasks = [asyncio.create_task(health.run()), asyncio.create_task(patrol.run())]
+        try:
+            await eventually(lambda: bool(patrol.last_round), timeout=10, what="the first round")
+            yield health, pictures, patrol
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def test_a_camera_out_of_reach_at_the_round_gets_its_picture_as_soon_as_it_is_back(
     rtsp_server: RtspServer,
 ) -> None:
@@ -188,21 +206,12 @@ async def test_a_camera_out_of_reach_at_the_round_gets_its_picture_as_soon_as_it
         simulated = await farm.add_camera("moving")
         await farm.set_down(simulated, True)
         camera = CameraConfig(id="moving", name="大门", onvif=simulated.url, username="admin", password="admin123")
-        async with aiohttp.ClientSession() as session, asyncio.TaskGroup() as group:
-            health = CameraHealth([camera], PollingConfig(interval=0.5, timeout=1.0, offline_after=1), session)
-            pictures = Pictures()
-            patrol = Patrol(health, pictures, PatrolConfig(interval=600.0, open_timeout=1.0))
-            tasks = [group.create_task(health.run()), group.create_task(patrol.run())]
-            try:
-                await eventually(lambda: bool(patrol.last_round), timeout=10, what="the first round")
-                assert [(r.verdict, r.reason) for r in patrol.last_round] == [("no_signal", "no_stream")]
-                assert "moving" not in pictures.thumbnails
-                await farm.set_down(simulated, False)
-                await eventually(lambda: "moving" in pictures.thumbnails, timeout=10, what="a thumbnail")
-                assert pictures.quality["moving"]["verdict"] == "ok"
-            finally:
-                for task in tasks:
-                    task.cancel()
+        async with patrolling(camera) as (_health, pictures, patrol):
+            assert [(r.verdict, r.reason) for r in patrol.last_round] == [("no_signal", "no_stream")]
+            assert "moving" not in pictures.thumbnails
+            await farm.set_down(simulated, False)
+            await eventually(lambda: "moving" in pictures.thumbnails, timeout=10, what="a thumbnail")
+            assert pictures.quality["moving"]["verdict"] == "ok"
 
 
 async def test_a_camera_whose_stream_comes_back_gets_its_picture_before_the_next_round() -> None:
@@ -218,20 +227,11 @@ async def test_a_camera_whose_stream_comes_back_gets_its_picture_before_the_next
             camera = CameraConfig(
                 id="gate-1", name="大门", onvif=simulated.url, username="admin", password="admin123", rtsp=url
             )
-            async with aiohttp.ClientSession() as session, asyncio.TaskGroup() as group:
-                health = CameraHealth([camera], PollingConfig(interval=0.5, timeout=1.0, offline_after=1), session)
-                pictures = Pictures()
-                patrol = Patrol(health, pictures, PatrolConfig(interval=3600.0, open_timeout=1.0))
-                tasks = [group.create_task(health.run()), group.create_task(patrol.run())]
-                try:
-                    await eventually(lambda: bool(patrol.last_round), timeout=10, what="the first round")
-                    assert [r.verdict for r in patrol.last_round] == ["no_signal"]
-                    assert health.cameras["gate-1"].machine.state is CameraState.DEGRADED
-                    await asyncio.to_thread(server.start)
-                    await eventually(lambda: "gate-1" in pictures.thumbnails, timeout=15, what="a thumbnail")
-                    assert pictures.quality["gate-1"]["verdict"] == "ok"
-                finally:
-                    for task in tasks:
-                        task.cancel()
+            async with patrolling(camera) as (health, pictures, patrol):
+                assert [r.verdict for r in patrol.last_round] == ["no_signal"]
+                assert health.cameras["gate-1"].machine.state is CameraState.DEGRADED
+                await asyncio.to_thread(server.start)
+                await eventually(lambda: "gate-1" in pictures.thumbnails, timeout=15, what="a thumbnail")
+                assert pictures.quality["gate-1"]["verdict"] == "ok"
     finally:
         server.stop()
