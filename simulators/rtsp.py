@@ -9,11 +9,13 @@ so the event loop is never blocked while GStreamer comes up).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import selectors
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -40,8 +42,9 @@ LIVE_PATTERNS = ("still",)
 START_TIMEOUT_S = 30.0
 # The server quits its main loop on SIGTERM at once; a few seconds covers a machine busy with other tests.
 STOP_TIMEOUT_S = 5.0
-# GStreamer's server process dies now and then with SIGABRT (seen under the test suite's load; cause not found).
-# A camera that reboots is a real thing too: it comes back on the same ports, this often.
+# An assertion inside GStreamer aborts the server process (SIGABRT); the one the suite used to hit (a PLAY during
+# another viewer's seek) is gone (rtsp_server.py), and what the process said last is quoted in the warning. A
+# camera that reboots comes back on the same ports, and so does this server, this often.
 RESTARTS = 5
 GI_CHECK_TIMEOUT_S = 30.0
 _READ_CHUNK = 4096
@@ -100,6 +103,9 @@ class RtspServer:
         self._log = log
         self._proc: subprocess.Popen[bytes] | None = None
         self._output = b""  # what the server printed before READY, for the error when it does not start
+        # Without a log file, the server's stderr goes to an unnamed temporary file: what GStreamer or Python says
+        # before an abort is then quoted in the warning, where /dev/null would lose it.
+        self._stderr: IO[bytes] | None = None
         self._stopping = threading.Event()
         self.restarts = 0  # times the process died and was started again on its ports
 
@@ -128,7 +134,11 @@ class RtspServer:
         if self.auth_password:
             args += ["--auth-port", str(self.auth_port), "--user", self.auth_user, "--password", self.auth_password]
         self._output = b""
-        with self._log.open("ab") if self._log else open(os.devnull, "wb") as stderr:
+        self._close_stderr()
+        if self._log is None:
+            # Open as long as the process runs (last_words reads it back); closed by the next launch or the stop.
+            self._stderr = tempfile.TemporaryFile(prefix="rtsp-server-")  # noqa: SIM115
+        with self._log.open("ab") if self._log else contextlib.nullcontext(self._stderr) as stderr:
             # Own session: Ctrl-C reaches the demo, which stops this server itself, in order.
             proc = subprocess.Popen(
                 args, stdout=subprocess.PIPE, stderr=stderr, env=_system_env(), start_new_session=True
@@ -136,7 +146,7 @@ class RtspServer:
         self._proc = proc
         ready = self._wait_ready(proc.stdout, timeout) if proc.stdout is not None else None
         if ready is None:
-            output = self._stop_process()
+            output = self._stop_process() + self.last_words(300)
             raise GatewayError(f"the RTSP server did not start within {timeout:g} s: {output[-300:]!r}")
         self.port, self.auth_port, self.mounts = ready
         return proc
@@ -154,7 +164,12 @@ class RtspServer:
             ):
                 return
             self.restarts += 1
-            logger.warning("RTSP server pid %d died (exit %s): starting it again on its ports", proc.pid, code)
+            logger.warning(
+                "RTSP server pid %d died (exit %s), its last words %r: starting it again on its ports",
+                proc.pid,
+                code,
+                self.last_words(),
+            )
             if proc.stdout is not None:
                 proc.stdout.close()
             try:
@@ -165,6 +180,25 @@ class RtspServer:
             if self._stopping.is_set():  # stopped while it was starting again
                 self._stop_process()
                 return
+
+    def last_words(self, size: int = 2000) -> str:
+        """The end of what the server wrote to stderr (its temporary file, or the log file)."""
+        stderr = self._stderr
+        if stderr is not None:
+            try:
+                stderr.seek(0, os.SEEK_END)
+                stderr.seek(max(0, stderr.tell() - size))
+                return stderr.read().decode("utf-8", "replace")
+            except ValueError:  # closed by a stop meanwhile
+                return ""
+        if self._log is not None and self._log.exists():
+            return self._log.read_bytes()[-size:].decode("utf-8", "replace")
+        return ""
+
+    def _close_stderr(self) -> None:
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
 
     def _wait_ready(self, stdout: IO[bytes], timeout: float) -> tuple[int, int, int] | None:
         """The ports and mount count from the READY line; None if the process quits or stays silent."""
@@ -204,6 +238,7 @@ class RtspServer:
 
     def stop(self) -> None:
         self._stop_process()
+        self._close_stderr()
 
     def __enter__(self) -> RtspServer:
         self.start()

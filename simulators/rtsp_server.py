@@ -121,12 +121,28 @@ def _keep(media: GstRtspServer.RTSPMedia) -> bool:
     return False
 
 
-def _keep_when_prepared(_factory: GstRtspServer.RTSPMediaFactory, media: GstRtspServer.RTSPMedia) -> None:
-    """Hold every media once prepared, as a camera's encoder keeps running between viewers.
+def _not_seekable(_pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+    query = info.get_query()
+    if query is not None and query.type == Gst.QueryType.SEEKING:
+        # Answered as it was asked: a new seeking query says "not seekable" until an element says otherwise (the
+        # bindings hold a reference to it, so it cannot be written here).
+        return Gst.PadProbeReturn.HANDLED
+    return Gst.PadProbeReturn.OK
 
-    A client that only DESCRIBEs (every health probe) unprepares the shared media when it hangs up; a viewer
-    arriving meanwhile gets 503 or no frames. The server's own extra prepare count keeps the media up.
+
+def _configure(_factory: GstRtspServer.RTSPMediaFactory, media: GstRtspServer.RTSPMedia) -> None:
+    """Every media as a camera's encoder is: live, not seekable, and running between viewers.
+
+    - Not seekable: videotestsrc answers that it can seek, so every PLAY with `Range: npt=0.000-` (FFmpeg and
+      OpenCV send one) made a flushing seek of the shared pipeline, back to time 0 under every other viewer. A
+      second PLAY arriving during that flush found no segment on the stream and GStreamer's
+      `gst_rtsp_media_get_rates` aborted the whole server (`assertion failed: (FALSE)`, SIGABRT). A camera
+      ignores the range of a live stream; so does this server now.
+    - Kept prepared: a client that only DESCRIBEs (every health probe) unprepares the shared media when it hangs
+      up; a viewer arriving meanwhile gets 503 or no frames. The server's own extra prepare count keeps it up.
     """
+    payloader = media.get_element().get_by_name("pay0")
+    payloader.get_static_pad("src").add_probe(Gst.PadProbeType.QUERY_UPSTREAM, _not_seekable)
     media.connect("prepared", lambda prepared: GLib.idle_add(_keep, prepared))
 
 
@@ -154,7 +170,7 @@ def make_factory(spec: str, role: str | None) -> GstRtspServer.RTSPMediaFactory:
     # Health probes DESCRIBE and hang up without TEARDOWN; by default that stops the shared media, and a probe
     # arriving while it is being torn down gets 503. A camera's encoder does not stop when a viewer leaves.
     factory.set_stop_on_disconnect(False)
-    factory.connect("media-configure", _keep_when_prepared)
+    factory.connect("media-configure", _configure)
     if role is not None:
         # Only clients holding the role may see the media; the server without auth never checks it.
         permissions = Gst.Structure.new_from_string(

@@ -35,6 +35,44 @@ OPEN_TIMEOUT_MS = 10_000
 FRAMES_APART = 6
 
 
+class Viewer:
+    """A raw RTSP viewer over TCP: DESCRIBE, SETUP and PLAY with `Range: npt=0.000-`, as FFmpeg sends it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        host_port = url.split("/")[2]
+        self._socket = socket.create_connection((host_port.split(":")[0], int(host_port.split(":")[1])), 10)
+        self._cseq = 0
+
+    def request(self, method: str, uri: str, headers: dict[str, str]) -> dict[str, str]:
+        self._cseq += 1
+        lines = [f"{method} {uri} RTSP/1.0", f"CSeq: {self._cseq}", *(f"{k}: {v}" for k, v in headers.items())]
+        self._socket.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = self._socket.recv(65536)
+            assert chunk, f"{method}: the server hung up"
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        status, *fields = head.decode().split("\r\n")
+        assert " 200 " in status, f"{method}: {status}"
+        answer = dict(f.split(": ", 1) for f in fields)
+        while len(body) < int(answer.get("Content-Length", "0")):  # the SDP, read to its end
+            body += self._socket.recv(65536)
+        return answer
+
+    def play(self) -> int:
+        """The RTP clock (RTP-Info rtptime) the server says the stream is at when this viewer starts."""
+        self.request("DESCRIBE", self.url, {"Accept": "application/sdp"})
+        setup = self.request("SETUP", self.url + "/stream=0", {"Transport": "RTP/AVP/TCP;unicast;interleaved=0-1"})
+        session = setup["Session"].split(";")[0]
+        played = self.request("PLAY", self.url, {"Session": session, "Range": "npt=0.000-"})
+        return int(played["RTP-Info"].split("rtptime=")[1].split(";")[0])
+
+    def close(self) -> None:
+        self._socket.close()
+
+
 def grab_two(url: str) -> tuple[Frame, Frame, float]:
     """Two frames FRAMES_APART apart, and the open + first frame time in seconds."""
     started = time.monotonic()
@@ -177,8 +215,8 @@ def test_missing_gstreamer_names_the_debian_packages(monkeypatch: pytest.MonkeyP
 
 
 async def test_a_server_that_dies_comes_back_on_its_ports() -> None:
-    """As a camera that reboots: the GStreamer process aborted (as it now and then does under load) is started
-    again on the same ports, and the stream answers there."""
+    """As a camera that reboots: a GStreamer process that aborts is started again on the same ports, and the
+    stream answers there."""
     async with RtspServer({"cam": "moving"}) as server:
         url = server.url("cam")
         await probe_stream("cam", url, None, None, 5.0)
@@ -194,3 +232,24 @@ async def test_a_server_that_dies_comes_back_on_its_ports() -> None:
         assert info.ok
         assert server.url("cam") == url
         assert server.restarts == 1
+
+
+async def test_a_viewer_joining_with_a_range_does_not_restart_the_stream_under_the_others(
+    rtsp_server: RtspServer,
+) -> None:
+    """A camera's live stream runs on whoever joins: the RTP clock a second viewer is told has moved on by the
+    time between the two. (GStreamer's test source says it can seek, so each PLAY with a range used to seek the
+    shared pipeline back to 0 under every viewer; a PLAY arriving during that flush aborted the server.)"""
+    first = Viewer(rtsp_server.url("moving"))
+    second = Viewer(rtsp_server.url("moving"))
+    try:
+        at_first = await asyncio.to_thread(first.play)
+        started = time.monotonic()
+        await asyncio.sleep(1.0)  # the first viewer watches for a second before the second joins
+        at_second = await asyncio.to_thread(second.play)
+        elapsed = time.monotonic() - started
+    finally:
+        first.close()
+        second.close()
+    advanced_s = ((at_second - at_first) % 2**32) / 90_000  # H.264 over RTP: a 90 kHz clock
+    assert 0.5 * elapsed <= advanced_s <= elapsed + 1.0, (advanced_s, elapsed)
