@@ -66,6 +66,19 @@ def new_event_id() -> str:
     return str(uuid.uuid4())
 
 
+# A press's CloudEvents id is derived from the press as the button sent it, not drawn at random: the same message,
+# delivered again by the broker after a restart (a press sent to the police from memory while the disk could not
+# take it), keeps the id the police already have, and their dedupe by id shows it once. The device's own clock
+# reading is part of it, so a button that reuses an id later (a counter reset with a new battery) makes a new id.
+PRESS_ID_NAMESPACE = uuid.UUID("7d6c1b1e-3f0a-4c52-9a8e-5b1f2c4d6e80")
+
+
+def press_event_id(school_id: str, press: ButtonPress) -> str:
+    device_time = press.device_time.isoformat() if press.device_time else ""
+    name = "\x1f".join((school_id, press.button_id, press.type, press.event_id, device_time))
+    return str(uuid.uuid5(PRESS_ID_NAMESPACE, name))
+
+
 def school_json(school: SchoolConfig) -> dict[str, Any]:
     return {"id": school.id, "name": school.name, "district": school.district}
 

@@ -28,6 +28,7 @@ from gateway.domain.events import (
     cloudevent,
     iso,
     new_event_id,
+    press_event_id,
     school_json,
 )
 from gateway.services.flood import FloodSummary
@@ -57,7 +58,7 @@ class AlarmEvents:
         self._cameras = {c.id: (c.name, c.rtsp) for c in config.cameras}
 
     def press(self, button: ButtonConfig, press: ButtonPress) -> PressEvent:
-        return PressEvent(new_event_id(), EVENT_TYPES[press.type], button, press)
+        return PressEvent(press_event_id(self._config.school.id, press), EVENT_TYPES[press.type], button, press)
 
     def as_new(self, made: PressEvent) -> NewEvent:
         """The press for the outbox: its body names the linked cameras, their pictures not yet in."""
