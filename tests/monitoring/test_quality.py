@@ -60,6 +60,18 @@ def test_covered_wins_over_blurred_and_ignores_the_burnt_in_clock() -> None:
     assert result.verdict == "covered"
 
 
+def test_a_covered_lens_under_a_large_clock_in_a_dark_box_is_covered() -> None:
+    # Another vendor's OSD: a 230 x 22 px box, bottom right, white text on near-black. Its edges alone are about
+    # 1% of the picture, the whole of the tools' edge-density threshold; it is left out with the blocks it takes.
+    frame = sample("rocket/covered90").frame.copy()
+    cv2.rectangle(frame, (396, 324), (626, 346), (16, 16, 16), -1)
+    cv2.putText(frame, "2026-12-01 08:00:05", (400, 342), cv2.FONT_HERSHEY_PLAIN, 1.2, (235, 235, 235), 1)
+    assert diagnose(frame).verdict == "covered"
+    uncovered = sample("rocket/ok-as-is").frame.copy()
+    cv2.rectangle(uncovered, (396, 324), (626, 346), (16, 16, 16), -1)
+    assert diagnose(uncovered).verdict == "ok"
+
+
 def test_a_dark_corridor_is_fine_with_its_own_threshold() -> None:
     dark = sample("motorcycle/dark32")
     assert diagnose(dark.frame, dark.previous).verdict == "too_dark"

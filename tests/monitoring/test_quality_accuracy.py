@@ -20,21 +20,22 @@ from tests.monitoring.heldout import heldout
 TARGET = 0.95
 # Where the held-out set shows the detector short of the target today, the figure it must not fall below (so a
 # regression still fails) and why it falls short. Each is a known limit, not a tuned-away miss:
-# - frozen: a hung picture re-encoded at 512 kbit/s by FFmpeg's x264 and x265 differs between a frame just
-#   after a key frame and one late in the GOP (the encoder refines a still picture between key frames) by a
-#   median 0.7-2.4 grey levels per block, as much as a live sensor's noise; the field's cameras (and the
-#   GStreamer simulator) show 0.2. Telling those apart needs more than two frames. A walker over the field of
-#   cells, through x265 at 768 kbit/s, is taken for frozen.
-# - ok, covered, blurred, color_cast, too_dark: a grey surface filling the frame (the moon) is taken for a
-#   covered lens and a field of cells for a blurred picture, tinted or clean alike; the corpus keeps such
-#   textures out of its clean and content-fault pictures.
+# - frozen (recall) and ok (precision): the streams' frames are taken as the patrol takes them, a key frame of a
+#   settled encoder and the one 2 s later (a key frame too). A hung picture's two key frames are the same
+#   picture (median block change 0.00) on 8 of the 12 hung streams, but under VBV-constrained average bit rate
+#   x264 and x265 now and then re-encode a key frame at another quantizer: 0.83-4.84 grey levels per block
+#   (page at 1024 kbit/s and text at 512 through x264, page at 640 through x265, the garage at 512 through
+#   x264, where 80% of the blocks change by over 3), against 0.74 and up for a quiet sensor's walker and 1.22
+#   and up for a live still scene. Two frames cannot tell them apart.
+# - blurred (recall): page/shake20, printed text shaken over 20 px at 60 degrees, keeps a fine-over-coarse ratio
+#   of 0.134 along its weakest direction (sharp text measures 1.1-3.5, 4 px out of focus 0.04). Not because 60
+#   degrees falls between the four directions measured (at 30 degree steps it measures 0.128): a shake at an
+#   even speed smears each thin stroke into a streak whose ends are as sharp as the stroke was wide, so fine
+#   text keeps fine detail along the shake itself.
 HELDOUT_FLOORS = {  # (precision, recall), today's figures rounded down
-    "frozen": (0.80, 0.60),
-    "ok": (0.80, 0.60),
-    "covered": (0.45, 0.95),
-    "blurred": (0.35, 0.80),
-    "color_cast": (0.95, 0.45),
-    "too_dark": (0.90, 0.95),
+    "frozen": (0.95, 0.65),
+    "ok": (0.85, 0.95),
+    "blurred": (0.95, 0.80),
 }
 
 
