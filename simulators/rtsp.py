@@ -147,6 +147,7 @@ class RtspServer:
         ready = self._wait_ready(proc.stdout, timeout) if proc.stdout is not None else None
         if ready is None:
             output = self._stop_process() + self.last_words(300)
+            self._close_stderr()
             raise GatewayError(f"the RTSP server did not start within {timeout:g} s: {output[-300:]!r}")
         self.port, self.auth_port, self.mounts = ready
         return proc
