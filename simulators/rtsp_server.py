@@ -26,8 +26,7 @@ import gi
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-gi.require_version("GstVideo", "1.0")
-from gi.repository import GLib, Gst, GstRtsp, GstRtspServer, GstVideo  # noqa: E402
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 # Frames as a school camera's sub-stream sends them: 640x360 at 15 fps (cameras send 15-25).
 FPS = 15
@@ -181,20 +180,6 @@ def make_factory(spec: str, role: str | None) -> GstRtspServer.RTSPMediaFactory:
     return factory
 
 
-def _key_frame_for_a_new_viewer(_client: GstRtspServer.RTSPClient, context: GstRtspServer.RTSPContext) -> None:
-    """Start each viewer's session on a key frame, as IP cameras do: a new RTSP session gets a decodable picture
-    at once rather than after the rest of the GOP. The encoder is asked for a key frame (every viewer then sees
-    one more, as on a camera); its timeline runs on."""
-    media = context.media
-    payloader = media.get_element().get_by_name("pay0") if media is not None else None
-    if payloader is not None:
-        payloader.send_event(GstVideo.video_event_new_upstream_force_key_unit(Gst.CLOCK_TIME_NONE, True, 0))
-
-
-def _client_connected(_server: GstRtspServer.RTSPServer, client: GstRtspServer.RTSPClient) -> None:
-    client.connect("play-request", _key_frame_for_a_new_viewer)
-
-
 def make_server(
     port: int, mounts: dict[str, GstRtspServer.RTSPMediaFactory], auth: tuple[str, str] | None
 ) -> GstRtspServer.RTSPServer:
@@ -205,7 +190,6 @@ def make_server(
     # SYNs dropped and retried seconds later. Real cameras take one client at a time; this server stands in
     # for hundreds of cameras.
     server.set_backlog(1024)
-    server.connect("client-connected", _client_connected)
     if auth is not None:
         checker = GstRtspServer.RTSPAuth()
         token = GstRtspServer.RTSPToken()
