@@ -172,55 +172,59 @@ async def test_the_gateway_stays_up_and_keeps_every_valid_alarm_under_hostile_in
     async with running(config) as server:
         guard = await asyncio.to_thread(connected, SimulatedButton("guard-room", broker.port, school_id=SCHOOL))
         attacker = await asyncio.to_thread(connected, SimulatedButton("attacker", broker.port, school_id=SCHOOL))
-        sent: list[str] = []
-        stop = asyncio.Event()
-        presser = asyncio.ensure_future(keep_pressing(guard, sent, stop))
         try:
-            topics = [
-                f"huxiao/{SCHOOL}/buttons/guard-room/alarm",
-                f"huxiao/{SCHOOL}/buttons/guard-room/status",
-                "zigbee2mqtt/z",
-                "zigbee2mqtt/z/availability",
-                "shellies/s/input_event/0",
-                "shellies/s/events/rpc",
-                "stat/t/RESULT",
-                "tele/t/LWT",
-            ]
-            rng = random.Random(13)
-            for payload in malformed_payloads(rng, 3000):
-                attacker.publish_raw(rng.choice(topics), payload)
-                if rng.random() < 0.01:
-                    await asyncio.sleep(0)  # let the presser in now and then
-            statuses = await hostile_http(str(server.make_url("")).rstrip("/"), farm.cameras[4].id)
-            status = server.app[STATUS]
+            sent: list[str] = []
+            stop = asyncio.Event()
+            presser = asyncio.ensure_future(keep_pressing(guard, sent, stop))
+            try:
+                topics = [
+                    f"huxiao/{SCHOOL}/buttons/guard-room/alarm",
+                    f"huxiao/{SCHOOL}/buttons/guard-room/status",
+                    "zigbee2mqtt/z",
+                    "zigbee2mqtt/z/availability",
+                    "shellies/s/input_event/0",
+                    "shellies/s/events/rpc",
+                    "stat/t/RESULT",
+                    "tele/t/LWT",
+                ]
+                rng = random.Random(13)
+                for payload in malformed_payloads(rng, 3000):
+                    attacker.publish_raw(rng.choice(topics), payload)
+                    if rng.random() < 0.01:
+                        await asyncio.sleep(0)  # let the presser in now and then
+                statuses = await hostile_http(str(server.make_url("")).rstrip("/"), farm.cameras[4].id)
+                status = server.app[STATUS]
 
-            def hostile_cameras_down() -> bool:
-                states = {c["id"]: c["state"] for c in status.cameras()}
-                return all(states[c.id] == "offline" for c in farm.cameras[:4]) and states["rtsp-liar"] == "offline"
+                def hostile_cameras_down() -> bool:
+                    states = {c["id"]: c["state"] for c in status.cameras()}
+                    return all(states[c.id] == "offline" for c in farm.cameras[:4]) and states["rtsp-liar"] == "offline"
 
-            await eventually(hostile_cameras_down, timeout=20, what="every hostile camera offline")
-            # The well-behaved camera is still polled and reachable (degraded only for having no stream here).
-            assert {c["id"]: c["state"] for c in status.cameras()}[farm.cameras[4].id] in ("online", "degraded")
-        finally:
-            stop.set()
-            await presser
-        last = sent[-1]
-        assert await asyncio.to_thread(guard.wait_for_ack, last, "delivered", 20)
-        await eventually(lambda: {e.data["button_event_id"] for e in receiver.events} >= set(sent), timeout=20)
-        panics = [e.data["button_event_id"] for e in receiver.events if e.data["button"]["id"] == "guard-room"]
-        # Every valid alarm, once, in order. (The open test broker lets the attacker's well-formed payloads on the
-        # guard room's topic count as presses too: keeping them off is the ACL's job, tested in test_mqtt_tls_acl.)
-        genuine = set(sent)
-        assert [p for p in panics if p in genuine] == sent
-        assert server.app[ALARMS].listener.connected.is_set()
-        assert server.app[ALARMS].intake.bad_payloads > 1000
-        assert all(code < 500 for code in statuses.values()), statuses
-        assert statuses["no token"] == statuses["wrong token"] == statuses["token prefix"] == 401
-        assert statuses["not bearer"] == statuses["patrol token writes"] == 401
-        assert statuses["static traversal"] == statuses["static dotfile"] == 404
-        # The maintenance switch reads no body: 5 MB sent to it are discarded, never buffered.
-        assert statuses["huge body"] in (200, 413, -1)
-        guard.disconnect()
-        attacker.disconnect()
+                await eventually(hostile_cameras_down, timeout=20, what="every hostile camera offline")
+                # The well-behaved camera is still polled and reachable (degraded only for having no stream here).
+                assert {c["id"]: c["state"] for c in status.cameras()}[farm.cameras[4].id] in ("online", "degraded")
+            finally:
+                stop.set()
+                await presser
+            last = sent[-1]
+            assert await asyncio.to_thread(guard.wait_for_ack, last, "delivered", 20)
+            await eventually(lambda: {e.data["button_event_id"] for e in receiver.events} >= set(sent), timeout=20)
+            panics = [e.data["button_event_id"] for e in receiver.events if e.data["button"]["id"] == "guard-room"]
+            # Every valid alarm, once, in order. (The open test broker lets the attacker's well-formed payloads on the
+            # guard room's topic count as presses too: keeping them off is the ACL's job, tested in test_mqtt_tls_acl.)
+            genuine = set(sent)
+            assert [p for p in panics if p in genuine] == sent
+            assert server.app[ALARMS].listener.connected.is_set()
+            # Refused and counted by the hundred, not all 3,000: a stock Mosquitto queues at most 1,000 messages for
+            # a subscriber slower than their sender and drops the rest (913 were counted on a slow machine).
+            assert server.app[ALARMS].intake.bad_payloads > 300
+            assert all(code < 500 for code in statuses.values()), statuses
+            assert statuses["no token"] == statuses["wrong token"] == statuses["token prefix"] == 401
+            assert statuses["not bearer"] == statuses["patrol token writes"] == 401
+            assert statuses["static traversal"] == statuses["static dotfile"] == 404
+            # The maintenance switch reads no body: 5 MB sent to it are discarded, never buffered.
+            assert statuses["huge body"] in (200, 413, -1)
+        finally:  # also after a failed assertion: their sockets must not be left to the next test
+            guard.disconnect()
+            attacker.disconnect()
     liar.close()
     await liar.wait_closed()
