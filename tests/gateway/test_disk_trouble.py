@@ -253,40 +253,6 @@ async def test_a_press_sent_from_memory_to_a_platform_that_is_down_is_delivered_
     assert integrity(db) == "ok"
 
 
-async def test_a_press_sent_from_memory_keeps_its_id_when_the_gateway_restarts_before_the_disk_is_back(
-    small_disk: Path, broker: MosquittoBroker, platform: tuple[PlatformReceiver, str]
-) -> None:
-    """The gateway stops while a press lives only in its memory (the police have it, the disk does not): after the
-    restart the broker sends the press again, and it is stored and forwarded under the id the police already have,
-    so their dedupe by id shows one alarm, not two."""
-    receiver, url = platform
-    db = small_disk / "gw.db"
-    config = config_for(db, broker, url)
-    button = SimulatedButton("b1", broker.port, school_id=SCHOOL)
-    try:
-        async with gateway(config) as base:
-            await becomes(base, "ok", 10, "healthy")
-            await asyncio.to_thread(button.connect)
-            await stored_before(receiver, button)
-            filler = fill(small_disk)
-            event_id = button.press()
-            await eventually(lambda: len(alarms_for(receiver, event_id)) == 1, POLICY_S, "the alarm at the police")
-            (alarm,) = alarms_for(receiver, event_id)
-        assert alarm.id not in stored_rows(db)
-        filler.unlink()
-        async with gateway(config):
-            await eventually(
-                lambda: stored_rows(db).get(alarm.id) == (event_id, "delivered"), 10, "stored under the same id"
-            )
-    finally:
-        button.disconnect()
-    # Repeats of an id the platform has are dropped there (the restart resends what it could not mark delivered on
-    # the full disk); what counts is that each press reached the police under one id.
-    assert {a.id for a in alarms_for(receiver, event_id)} == {alarm.id}
-    assert len({e.id for e in receiver.events if e.type == PANIC}) == 2  # the press before, and this one
-    assert integrity(db) == "ok"
-
-
 @pytest.fixture
 def failing_disk(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     """An 8 MiB ext4 image on a loop device, mounted `errors=remount-ro`; yields (mount point, error trigger)."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from gateway.domain.config import parse_config
 from gateway.domain.events import AlarmType, ButtonPress, press_event_id
+from gateway.services.alarm_events import AlarmEvents
 
 AT = datetime(2026, 12, 2, 8, 30, tzinfo=UTC)
 PRESS = ButtonPress("b1", "evt-17", AlarmType.PANIC, AT, AT, device_time=AT)
@@ -31,3 +34,11 @@ def test_another_school_button_type_event_or_device_time_is_another_id() -> None
     ids = {press_event_id(school, press) for school, press in others}
     assert len(ids) == len(others)
     assert press_event_id("s1", PRESS) not in ids
+
+
+def test_the_alarm_path_names_a_press_by_its_derived_id() -> None:
+    config = parse_config(
+        json.dumps({"school": {"id": "51040200001", "name": "一小"}, "buttons": [{"id": "b1", "name": "门卫室"}]})
+    )
+    made = AlarmEvents(config).press(config.buttons[0], PRESS)
+    assert made.event_id == press_event_id("51040200001", PRESS)
