@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -40,8 +41,8 @@ class Viewer:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        host_port = url.split("/")[2]
-        self._socket = socket.create_connection((host_port.split(":")[0], int(host_port.split(":")[1])), 10)
+        where = urlsplit(url)
+        self._socket = socket.create_connection((where.hostname, where.port), 10)
         self._cseq = 0
 
     def request(self, method: str, uri: str, headers: dict[str, str]) -> dict[str, str]:
