@@ -37,6 +37,8 @@ class PlatformReceiver:
 
     secret: str | None = None
     fail_with: int | None = None
+    # Each event as a JSON line on stdout as it arrives (for a bench in another process: no polling of the list).
+    print_arrivals: bool = False
     events: list[Received] = field(default_factory=list)
     duplicates: int = 0
     refused: int = 0
@@ -81,6 +83,11 @@ class PlatformReceiver:
             return web.json_response({"id": event_id, "status": "already received"}, status=409)
         self._ids.add(event_id)
         self.events.append(Received(event_id, event_type, data, now, body))
+        if self.print_arrivals:
+            button = data.get("button")
+            row = {"id": event_id, "at": now, "button_event_id": data.get("button_event_id")}
+            row["button"] = button.get("id") if isinstance(button, dict) else None
+            print(json.dumps(row), flush=True)
         async with self.arrived:
             self.arrived.notify_all()
         return web.json_response({"id": event_id, "status": "received"})
@@ -102,8 +109,8 @@ class PlatformReceiver:
         return web.json_response(rows)
 
 
-async def _serve(port: int, secret: str | None) -> None:
-    receiver = PlatformReceiver(secret=secret)
+async def _serve(port: int, secret: str | None, print_arrivals: bool) -> None:
+    receiver = PlatformReceiver(secret=secret, print_arrivals=print_arrivals)
     runner = web.AppRunner(receiver.app(), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -118,9 +125,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="a police platform receiving huxiao alarms, on 127.0.0.1")
     parser.add_argument("--port", type=int, default=9000)
     parser.add_argument("--secret", default=None)
+    parser.add_argument("--print-arrivals", action="store_true", help="each event as a JSON line on stdout")
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args.port, args.secret))
+        asyncio.run(_serve(args.port, args.secret, args.print_arrivals))
 
 
 if __name__ == "__main__":
