@@ -24,12 +24,13 @@ from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.mqtt.buttons import ButtonListener
-from gateway.app import create_app
+from gateway.app import ALARMS, create_app
 from gateway.domain.config import GatewayConfig, parse_config
 from gateway.services.health import BROKER_GRACE_S
 from simulators.broker import MosquittoBroker
 from simulators.buttons import SimulatedButton
 from simulators.platform import PlatformReceiver
+from tests.fixtures.gateway_app import CONNECT_TIMEOUT_S
 from tests.fixtures.mosquitto import broker
 from tests.fixtures.paths import REPO
 from tests.fixtures.platform import PLATFORM_SECRET, platform
@@ -54,10 +55,16 @@ def config_for(db: Path, broker: MosquittoBroker, platform_url: str) -> GatewayC
 
 
 @contextlib.asynccontextmanager
-async def gateway(config: GatewayConfig) -> AsyncIterator[str]:
+async def gateway(config: GatewayConfig, *, session: bool = True) -> AsyncIterator[str]:
+    """The gateway on a free port, once its button listener holds a broker session (unless `session` is False).
+    `/healthz` is ok from the start, within the broker grace; but a press sent before the listener's first
+    subscription has no session at the broker to wait in, and the broker drops it, as for any client that never
+    subscribed (clean-clone CI runs pressed that early now and then, and waited for an alarm that never came)."""
     server = TestServer(create_app(config), host="127.0.0.1")
     await server.start_server()
     try:
+        if session:
+            await asyncio.wait_for(server.app[ALARMS].listener.connected.wait(), CONNECT_TIMEOUT_S)
         yield f"http://127.0.0.1:{server.port}"
     finally:
         await server.close()
@@ -142,7 +149,7 @@ async def test_a_listener_that_keeps_crashing_is_failing_and_counted(
         raise RuntimeError("poisoned MQTT client factory")
 
     monkeypatch.setattr(ButtonListener, "_new_client", poisoned)
-    async with gateway(config_for(tmp_path / "gw.db", broker, platform[1])) as base:
+    async with gateway(config_for(tmp_path / "gw.db", broker, platform[1]), session=False) as base:
         body = await becomes(base, "failing", 10, "failing with a crashed listener")
         assert "poisoned" in body["parts"]["buttons"]["detail"]
         async with aiohttp.ClientSession() as http, http.get(base + "/metrics") as response:
