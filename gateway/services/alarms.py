@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -41,6 +41,30 @@ RECORD_DELIVERIES_EVERY_S = 0.2
 STORAGE_RETRY_EVERY_S = 1.0
 # A flood's summary goes out within this of the button falling quiet for its `within`.
 FLOOD_CHECK_EVERY_S = 1.0
+# Alarms whose button was told `delivered`, remembered so that a second police platform taking the same alarm
+# does not tell it again: the most recent this many (weeks of a school's alarms; a gateway runs for months, and
+# an alarm forgotten here costs at most one repeated `delivered`, which the button shows as it was).
+DELIVERED_ACKS_KEPT = 10_000
+
+
+class RecentIds:
+    """A set of the last `size` ids added: the oldest is forgotten when a new one comes."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, event_id: object) -> bool:
+        return event_id in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, event_id: str) -> None:
+        self._ids[event_id] = None
+        self._ids.move_to_end(event_id)
+        if len(self._ids) > self._size:
+            self._ids.popitem(last=False)
 
 
 class AlarmService:
@@ -82,7 +106,7 @@ class AlarmService:
         )
         self._events = events
         self.listener = ButtonListener(config.mqtt, config.school.id, routes, self.intake)
-        self._acked_delivered: set[str] = set()
+        self._acked_delivered = RecentIds(DELIVERED_ACKS_KEPT)
 
     @property
     def buttons(self) -> dict[str, ButtonState]:

@@ -23,6 +23,7 @@ from adapters.upstreams.signing import verify
 from gateway.app import ALARMS, create_app
 from gateway.domain.config import GatewayConfig, parse_config
 from gateway.services.alarm_path import AlarmPath
+from gateway.services.alarms import RecentIds
 from simulators.broker import MosquittoBroker
 from simulators.buttons import SimulatedButton
 from simulators.onvif_camera import CameraFarm
@@ -477,3 +478,13 @@ async def test_the_alarm_path_runs_as_a_process_and_stops_cleanly_on_sigterm(
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+def test_the_ids_told_delivered_are_bounded_and_keep_the_newest() -> None:
+    """A gateway running for months remembers the last alarms it told `delivered`, not every one."""
+    told = RecentIds(3)
+    for event_id in ("a", "b", "c", "a", "d"):
+        told.add(event_id)
+    assert len(told) == 3
+    # "a" added again counts as new, so "b" is the oldest, forgotten.
+    assert [event_id for event_id in "abcd" if event_id in told] == ["a", "c", "d"]
