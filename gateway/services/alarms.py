@@ -42,8 +42,8 @@ STORAGE_RETRY_EVERY_S = 1.0
 # A flood's summary goes out within this of the button falling quiet for its `within`.
 FLOOD_CHECK_EVERY_S = 1.0
 # Alarms whose button was told `delivered`, remembered so that a second police platform taking the same alarm
-# does not tell it again: the most recent this many (weeks of a school's alarms; a gateway runs for months, and
-# an alarm forgotten here costs at most one repeated `delivered`, which the button shows as it was).
+# does not tell it again: the most recent this many (months of a school's presses, daily test presses included; a
+# gateway runs for years, and an alarm forgotten here costs at most one repeated `delivered`, shown as it was).
 DELIVERED_ACKS_KEPT = 10_000
 
 
