@@ -85,8 +85,12 @@ class PlatformReceiver:
         self.events.append(Received(event_id, event_type, data, now, body))
         if self.print_arrivals:
             button = data.get("button")
-            row = {"id": event_id, "at": now, "button_event_id": data.get("button_event_id")}
-            row["button"] = button.get("id") if isinstance(button, dict) else None
+            row = {
+                "id": event_id,
+                "at": now,
+                "button": button.get("id") if isinstance(button, dict) else None,
+                "button_event_id": data.get("button_event_id"),
+            }
             print(json.dumps(row), flush=True)
         async with self.arrived:
             self.arrived.notify_all()

@@ -20,17 +20,15 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.mqtt.buttons import ButtonListener
-from gateway.app import ALARMS, create_app
 from gateway.domain.config import GatewayConfig, parse_config
 from gateway.services.health import BROKER_GRACE_S
 from simulators.broker import MosquittoBroker
 from simulators.buttons import SimulatedButton
 from simulators.platform import PlatformReceiver
-from tests.fixtures.gateway_app import CONNECT_TIMEOUT_S
+from tests.fixtures.gateway_app import running
 from tests.fixtures.mosquitto import broker
 from tests.fixtures.paths import REPO
 from tests.fixtures.platform import PLATFORM_SECRET, platform
@@ -56,18 +54,9 @@ def config_for(db: Path, broker: MosquittoBroker, platform_url: str) -> GatewayC
 
 @contextlib.asynccontextmanager
 async def gateway(config: GatewayConfig, *, session: bool = True) -> AsyncIterator[str]:
-    """The gateway on a free port, once its button listener holds a broker session (unless `session` is False).
-    `/healthz` is ok from the start, within the broker grace; but a press sent before the listener's first
-    subscription has no session at the broker to wait in, and the broker drops it, as for any client that never
-    subscribed (clean-clone CI runs pressed that early now and then, and waited for an alarm that never came)."""
-    server = TestServer(create_app(config), host="127.0.0.1")
-    await server.start_server()
-    try:
-        if session:
-            await asyncio.wait_for(server.app[ALARMS].listener.connected.wait(), CONNECT_TIMEOUT_S)
+    """The gateway's base URL, served as `tests.fixtures.gateway_app.running` serves it."""
+    async with running(config, session=session) as server:
         yield f"http://127.0.0.1:{server.port}"
-    finally:
-        await server.close()
 
 
 async def health(base: str) -> tuple[int, dict[str, Any]]:
